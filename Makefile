@@ -1,0 +1,35 @@
+# The two commands in the README: `make demo` and `make test`. Both create .venv and install what they need.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+
+.PHONY: demo test lint run bench clean
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -e '.[dev]'
+	touch $(STAMP)
+
+demo: $(STAMP)
+	$(BIN)/rankbot demo
+
+lint: $(STAMP)
+	$(BIN)/ruff check bot digests storage tests benchmarks
+	$(BIN)/ruff format --check bot digests storage tests benchmarks
+	$(BIN)/mypy
+	$(BIN)/lint-imports
+
+test: lint
+	$(BIN)/pytest -q
+
+run: $(STAMP)
+	$(BIN)/rankbot run
+
+bench: $(STAMP)
+	$(BIN)/python benchmarks/bench_backfill.py
+	$(BIN)/python benchmarks/bench_digest.py
+
+clean:
+	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache .hypothesis
