@@ -12,7 +12,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime
 
-from digests.model import MAX_TOKENS, OTHER, DaySnapshot
+from digests.model import MAX_TOKENS, OTHER, DaySnapshot, Restatement
 
 MAX_ROWS_PER_DAY = 51
 """The top 50 public models plus one aggregated ``other`` row."""
@@ -144,3 +144,14 @@ def split_complete(
         else:
             complete.append(snapshot)
     return tuple(complete), tuple(incomplete)
+
+
+def restatements(old: DaySnapshot, new: DaySnapshot) -> tuple[Restatement, ...]:
+    """Every row (``other`` included) whose tokens differ between two versions of the same day."""
+    before = {row.permaslug: row.tokens for row in old.rows} | {OTHER: old.other_tokens}
+    after = {row.permaslug: row.tokens for row in new.rows} | {OTHER: new.other_tokens}
+    return tuple(
+        Restatement(new.day, slug, before.get(slug), after.get(slug), new.as_of)
+        for slug in sorted(before.keys() | after.keys())
+        if before.get(slug) != after.get(slug)
+    )

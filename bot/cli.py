@@ -1,0 +1,216 @@
+"""``rankbot``: the operator's command line.
+
+Every command takes ``--config PATH`` (default: ``./config.toml`` when it exists, else the embedded defaults) and
+``RANKBOT_<SECTION>_<KEY>`` environment overrides. Errors are one clear line on stderr and a non-zero exit code.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import sys
+from collections.abc import Callable, Coroutine
+from datetime import UTC, date, datetime
+from enum import StrEnum
+from pathlib import Path
+from typing import Annotated, Any, NoReturn, TypeVar
+
+import typer
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+from bot import pipeline
+from bot.config import ConfigError, Settings, load_settings
+from bot.outputs import rendered, write_digest_files
+from bot.poller import PollReport
+from bot.sources.batch import SourceBatch
+from bot.sources.errors import SourceError
+from digests.digest import NoDataError
+from storage.engine import current_revision, engine_for, upgrade_database
+
+app = typer.Typer(
+    help="rankbot follows OpenRouter's daily model-usage rankings and publishes honest digests.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+db_app = typer.Typer(help="Database schema commands.", no_args_is_help=True)
+app.add_typer(db_app, name="db")
+out = Console()
+err = Console(stderr=True, soft_wrap=True)
+T = TypeVar("T")
+
+ConfigOption = Annotated[
+    Path | None,
+    typer.Option("--config", "-c", help="Path to config.toml (default: ./config.toml if present, else defaults)."),
+]
+
+
+class Kind(StrEnum):
+    day = "day"
+    week = "week"
+
+
+class Format(StrEnum):
+    text = "text"
+    markdown = "markdown"
+    json = "json"
+
+
+def fail(message: str) -> NoReturn:
+    err.print(f"[bold red]error:[/] {message}", highlight=False, soft_wrap=True)
+    raise typer.Exit(1)
+
+
+def settings_from(path: Path | None) -> Settings:
+    if path is None and Path("config.toml").exists():
+        path = Path("config.toml")
+    try:
+        return load_settings(path)
+    except ConfigError as error:
+        fail(str(error))
+
+
+def today_utc() -> date:
+    return datetime.now(UTC).date()
+
+
+def run(work: Callable[[], Coroutine[Any, Any, T]]) -> T:
+    """Run a coroutine, turning the errors an operator can act on into one line and exit code 1."""
+    try:
+        return asyncio.run(work())
+    except (SourceError, ConfigError, NoDataError) as error:
+        fail(str(error))
+
+
+def print_report(report: PollReport, verb: str) -> None:
+    def days(found: list[date]) -> str:
+        if not found:
+            return "none"
+        ordered = sorted(found)
+        if len(ordered) <= 4:
+            return ", ".join(d.isoformat() for d in ordered)
+        return f"{len(ordered)} days, {ordered[0].isoformat()} → {ordered[-1].isoformat()}"
+
+    source = {"api": "keyed Data API", "exports": "keyless daily exports"}.get(report.source, report.source)
+    out.print(f"{verb} from OpenRouter's {source}.", highlight=False)
+    out.print(f"  stored (new complete days): {days(report.stored)}", highlight=False)
+    out.print(f"  unchanged: {days(report.unchanged)}", highlight=False)
+    for day, changes in sorted(report.revised.items()):
+        out.print(f"  restated {day.isoformat()}: {len(changes)} row(s) changed; old figures kept", highlight=False)
+    for rejected in report.rejected:
+        out.print(f"  [red]rejected[/] {rejected.day.isoformat()}: {rejected.reason}", highlight=False)
+    for incomplete in report.incomplete:
+        out.print(f"  not complete yet {incomplete.day.isoformat()}: {incomplete.reason}", highlight=False)
+    for note in report.notes:
+        out.print(f"  [yellow]note:[/] {note}", highlight=False)
+
+
+@app.command()
+def poll(config: ConfigOption = None) -> None:
+    """Poll OpenRouter once: store newly complete days and re-check the last few for restatements."""
+    settings = settings_from(config)
+    report = run(lambda: pipeline.poll(settings, os.environ, today_utc()))
+    print_report(report, "Polled")
+    if report.rejected:
+        raise typer.Exit(2)
+
+
+@app.command()
+def backfill(
+    since: Annotated[str, typer.Option(help="First day to fetch, YYYY-MM-DD (the keyed API reaches 2025-01-01).")],
+    config: ConfigOption = None,
+) -> None:
+    """Fetch and store every complete day since a date, in as few requests as the source allows."""
+    settings = settings_from(config)
+    first = parse_date(since, "--since")
+    today = today_utc()
+    if first >= today:
+        fail(f"--since {first.isoformat()} is not in the past (today is {today.isoformat()} UTC)")
+    total = (today - first).days
+    columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
+    with Progress(*columns, console=err, transient=False) as progress:
+        task = progress.add_task("backfill (days covered)", total=total)
+
+        def advance(batch: SourceBatch) -> None:
+            covered = (today - max(first, batch.window[0])).days
+            progress.update(task, completed=min(total, covered))
+
+        report = run(lambda: pipeline.backfill(settings, os.environ, first, today, advance))
+        progress.update(task, completed=total)
+    print_report(report, "Backfilled")
+
+
+def parse_date(value: str, option: str) -> date:
+    try:
+        return date.fromisoformat(value)
+    except ValueError:
+        fail(f"{option} {value!r} is not a date: use YYYY-MM-DD")
+
+
+@app.command()
+def digest(
+    kind: Annotated[Kind, typer.Argument(help="day: the latest complete day; week: the 7 days ending there.")],
+    day: Annotated[str | None, typer.Option("--day", help="Last source day, YYYY-MM-DD (default: latest).")] = None,
+    dry_run: Annotated[bool, typer.Option("--dry-run", help="Print only; write no files.")] = False,
+    fmt: Annotated[Format, typer.Option("--format", help="What to print to the console.")] = Format.text,
+    config: ConfigOption = None,
+) -> None:
+    """Build a day or week digest from stored days: print it, and write it to the output folder."""
+    settings = settings_from(config)
+    end = parse_date(day, "--day") if day else None
+    try:
+        built = pipeline.digest_for(settings, kind.value, end)
+    except NoDataError as error:
+        fail(str(error))
+    if settings.output.console or dry_run:
+        sys.stdout.write(rendered(built, fmt.value))
+    if not dry_run:
+        for path in write_digest_files(built, settings.output.directory, settings.output.formats):
+            err.print(f"wrote {path}", highlight=False)
+
+
+@app.command()
+def demo(
+    out_dir: Annotated[Path, typer.Option("--out", help="Where to write the digests.")] = Path("out"),
+    data_dir: Annotated[Path, typer.Option("--data", help="Where to keep the demo database.")] = Path("data"),
+) -> None:
+    """Run the whole pipeline offline against a local OpenRouter-compatible server with generated data."""
+    from bot.demo.run import run_demo
+
+    run_demo(out_dir, data_dir, out, err)
+
+
+@db_app.command("upgrade")
+def db_upgrade(config: ConfigOption = None) -> None:
+    """Apply pending schema migrations (also done automatically at start)."""
+    settings = settings_from(config)
+    engine = engine_for(settings.storage.database_url)
+    upgrade_database(engine)
+    out.print(f"database schema at revision {current_revision(engine)}", highlight=False)
+
+
+@app.command("check-config")
+def check_config(config: ConfigOption = None) -> None:
+    """Validate the configuration and say what rankbot would use; exit 1 with the key's name if invalid."""
+    settings = settings_from(config)
+    try:
+        kind = settings.source_kind(os.environ)
+    except ConfigError as error:
+        fail(str(error))
+    source = (
+        f"keyed Data API (key from ${settings.openrouter.api_key_env})"
+        if kind == "api"
+        else f"keyless daily exports (set ${settings.openrouter.api_key_env} for the keyed Data API)"
+    )
+    out.print("config ok", highlight=False)
+    out.print(f"  OpenRouter: {settings.openrouter.base_url}, {source}", highlight=False)
+    out.print(f"  database: {settings.storage.database_url}", highlight=False)
+    formats = ", ".join(settings.output.formats)
+    out.print(f"  digests: console={settings.output.console}, files in {settings.output.directory}/ ({formats})")
+
+
+def main() -> None:
+    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    app()

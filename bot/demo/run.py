@@ -1,0 +1,80 @@
+"""``rankbot demo``: the real pipeline, offline, against a local OpenRouter-compatible server.
+
+Steps: generate 90 days of history (about 60 permaslugs with ``:free`` variants, entrants, re-entries, drop-outs and
+a change of #1); serve all but the last day; backfill through the keyed Data API; then a day passes — the server
+publishes the last day and restates an earlier one — and a keyless poll (daily exports) stores the new day and
+the restatement as a new revision. Day and week digests are printed and written to ``./out/``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+from datetime import UTC, datetime, time, timedelta
+from pathlib import Path
+
+from rich.console import Console
+
+from bot import pipeline
+from bot.config import Settings, load_settings
+from bot.demo.generator import generate_history
+from bot.demo.server import FakeOpenRouter
+from bot.outputs import rendered, write_digest_files
+from digests.model import OTHER
+
+DEMO_KEY_ENV = "RANKBOT_DEMO_OPENROUTER_KEY"
+DEMO_KEY = "demo-key-not-a-secret"
+DAYS = 90
+
+
+def demo_settings(base_url: str, data_dir: Path, out_dir: Path, source: str) -> Settings:
+    database = data_dir / "demo.db"
+    return load_settings(
+        None,
+        {
+            "RANKBOT_OPENROUTER_BASE_URL": base_url,
+            "RANKBOT_OPENROUTER_SOURCE": source,
+            "RANKBOT_OPENROUTER_API_KEY_ENV": DEMO_KEY_ENV,
+            "RANKBOT_OPENROUTER_RETRY_BASE_SECONDS": "0.05",
+            "RANKBOT_STORAGE_DATABASE_URL": f"sqlite:///{database}",
+            "RANKBOT_OUTPUT_DIRECTORY": str(out_dir),
+        },
+    )
+
+
+def run_demo(out_dir: Path, data_dir: Path, out: Console, err: Console) -> None:
+    today = datetime.now(UTC).date()
+    history = generate_history(end=today - timedelta(days=1), days=DAYS)
+    for stale in data_dir.glob("demo.db*"):
+        stale.unlink()
+    environ = {**os.environ, DEMO_KEY_ENV: DEMO_KEY}
+    with FakeOpenRouter(history.days[:-1], history.catalogue, today=today, api_key=DEMO_KEY) as server:
+        err.print(f"demo: local OpenRouter-compatible server on {server.url} ({DAYS} generated days)", highlight=False)
+        api = demo_settings(server.url, data_dir, out_dir, "api")
+        since = history.days[0].day
+        report = asyncio.run(pipeline.backfill(api, environ, since, today))
+        err.print(
+            f"demo: backfill via the keyed Data API stored {len(report.stored)} complete days "
+            f"({len(server.requests_to('rankings-daily'))} request(s))",
+            highlight=False,
+        )
+        # A day passes: the last day is published, and an earlier day is restated slightly.
+        last = history.days[-1]
+        server.days[last.day] = last
+        restated = history.days[-3]
+        top = restated.rows[0]
+        as_of = datetime.combine(today, time(1, 46), tzinfo=UTC)
+        server.restate(restated.day, {top.permaslug: top.tokens + top.tokens // 6000, OTHER: 1 + (restated.other_tokens or 0)}, as_of)
+        exports = demo_settings(server.url, data_dir, out_dir, "exports")
+        report = asyncio.run(pipeline.poll(exports, environ, today))
+        err.print(
+            f"demo: poll via the keyless exports stored {', '.join(d.isoformat() for d in report.stored) or 'nothing'}; "
+            f"restated: {', '.join(d.isoformat() for d in report.revised) or 'nothing'}",
+            highlight=False,
+        )
+    written: list[Path] = []
+    for kind in ("day", "week"):
+        built = pipeline.digest_for(exports, kind)
+        written += write_digest_files(built, out_dir, exports.output.formats)
+    out.print(rendered(built, "text"), highlight=False, markup=False, soft_wrap=True)
+    err.print("demo: wrote " + ", ".join(str(path) for path in written), highlight=False)

@@ -1,0 +1,72 @@
+"""The pipeline's use cases, shared by the CLI and the demo: poll, backfill, build a digest.
+
+Each opens what it needs through ``bootstrap`` and takes ``today`` as a parameter (the clock lives in the caller).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Mapping
+from datetime import date
+
+from bot.bootstrap import Sources, open_repository, open_sources
+from bot.config import Settings
+from bot.poller import PollReport, collect, poll_once
+from bot.sources.batch import SourceBatch
+from bot.sources.errors import SourceError
+from digests.digest import Digest, build_digest
+from storage.repository import Repository
+
+log = logging.getLogger(__name__)
+
+
+async def refresh_catalogue(sources: Sources, repo: Repository, report: PollReport) -> None:
+    """Store the model catalogue; a failure is a note, never a failed poll (names fall back to permaslugs)."""
+    try:
+        models = await sources.catalogue.fetch()
+    except SourceError as error:
+        report.notes.append(f"model catalogue not refreshed: {error}")
+        log.warning("model catalogue not refreshed: %s", error)
+        return
+    if models:
+        repo.replace_models(models)
+
+
+async def poll(settings: Settings, environ: Mapping[str, str], today: date) -> PollReport:
+    repo = open_repository(settings)
+    async with open_sources(settings, environ) as sources:
+        config = settings.openrouter
+        report = await poll_once(
+            sources.rankings, repo, today=today, min_rows=config.min_rows, refetch_days=config.refetch_days
+        )
+        await refresh_catalogue(sources, repo, report)
+    return report
+
+
+async def backfill(
+    settings: Settings,
+    environ: Mapping[str, str],
+    since: date,
+    today: date,
+    on_batch: Callable[[SourceBatch], None] | None = None,
+) -> PollReport:
+    repo = open_repository(settings)
+    async with open_sources(settings, environ) as sources:
+        report = await collect(
+            sources.rankings, repo, since=since, today=today, min_rows=settings.openrouter.min_rows, on_batch=on_batch
+        )
+        await refresh_catalogue(sources, repo, report)
+        reached = report.earliest_fetched
+        if sources.kind == "exports" and reached is not None and reached > since:
+            report.notes.append(
+                f"the keyless exports reach back only to {reached.isoformat()} (30 days plus dated snapshots from "
+                f"2026-09-19); for history since {since.isoformat()} set {settings.openrouter.api_key_env} to use "
+                "the keyed Data API, which reaches back to 2025-01-01"
+            )
+    return report
+
+
+def digest_for(settings: Settings, kind: str, day: date | None = None) -> Digest:
+    """The ``day`` or ``week`` digest ending at ``day`` (default: the latest stored complete day)."""
+    repo = open_repository(settings)
+    return build_digest(kind, repo.days(end=day), repo.models(), settings.digest.settings(), end=day)
