@@ -53,7 +53,12 @@ async def backfill(
     repo = open_repository(settings)
     async with open_sources(settings, environ) as sources:
         report = await collect(
-            sources.rankings, repo, since=since, today=today, min_rows=settings.openrouter.min_rows, on_batch=on_batch
+            sources.rankings,
+            repo,
+            since=since,
+            today=today,
+            min_rows=settings.openrouter.min_rows,
+            on_batch=on_batch,
         )
         await refresh_catalogue(sources, repo, report)
         reached = report.earliest_fetched

@@ -137,9 +137,7 @@ def rank_period(period: Period, snapshots: Mapping[date, DaySnapshot], list_size
             tokens[row.permaslug] = tokens.get(row.permaslug, 0) + row.tokens
             present[row.permaslug] = present.get(row.permaslug, 0) + 1
     order = sorted(tokens, key=lambda slug: (-tokens[slug], slug))[:list_size]
-    standings = tuple(
-        Standing(slug, rank, tokens[slug], present[slug]) for rank, slug in enumerate(order, start=1)
-    )
+    standings = tuple(Standing(slug, rank, tokens[slug], present[slug]) for rank, slug in enumerate(order, start=1))
     return PeriodRanking(period, available, standings, total)
 
 

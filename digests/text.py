@@ -79,7 +79,9 @@ def _aligned(table: list[list[str]]) -> list[str]:
     right = {0, *range(4, len(widths))}
     lines = []
     for row in table:
-        cells = [cell.rjust(w) if i in right else cell.ljust(w) for i, (cell, w) in enumerate(zip(row, widths))]
+        cells = [
+            cell.rjust(w) if i in right else cell.ljust(w) for i, (cell, w) in enumerate(zip(row, widths, strict=True))
+        ]
         lines.append("  ".join(cells).rstrip())
     return lines
 

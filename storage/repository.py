@@ -20,10 +20,10 @@ from sqlalchemy.engine import Connection
 from digests.model import OTHER, DaySnapshot, ModelInfo, ModelTokens
 from storage.tables import DayRevisionRecord, DayRowRecord, ModelRecord, SourceDayRecord
 
-_DAY = SourceDayRecord.__table__
-_REVISION = DayRevisionRecord.__table__
-_ROW = DayRowRecord.__table__
-_MODEL = ModelRecord.__table__
+_DAY = SourceDayRecord.__table__  # type: ignore[attr-defined]  # SQLModel sets it at class creation
+_REVISION = DayRevisionRecord.__table__  # type: ignore[attr-defined]
+_ROW = DayRowRecord.__table__  # type: ignore[attr-defined]
+_MODEL = ModelRecord.__table__  # type: ignore[attr-defined]
 
 
 class Outcome(StrEnum):
@@ -50,9 +50,9 @@ def _aware(moment: datetime) -> datetime:
 class Repository:
     """Days, their revisions and the model catalogue, over one SQLAlchemy engine."""
 
-    def __init__(self, engine: Engine, now: Callable[[], datetime] = partial(datetime.now, UTC)) -> None:
+    def __init__(self, engine: Engine, now: Callable[[], datetime] | None = None) -> None:
         self.engine = engine
-        self._now = now
+        self._now = now or partial(datetime.now, UTC)
 
     # -- days --------------------------------------------------------------------------------------------
     def add_days(self, snapshots: Sequence[DaySnapshot], source: str) -> list[StoreResult]:
@@ -80,12 +80,20 @@ class Repository:
                     }
                 )
                 rows.extend(
-                    {"day": snapshot.day, "revision": revision, "permaslug": r.permaslug, "rank": rank, "tokens": r.tokens}
+                    {
+                        "day": snapshot.day,
+                        "revision": revision,
+                        "permaslug": r.permaslug,
+                        "rank": rank,
+                        "tokens": r.tokens,
+                    }
                     for rank, r in enumerate(snapshot.rows, start=1)
                 )
                 outcome = Outcome.STORED if existing is None else Outcome.REVISED
                 results.append(StoreResult(snapshot.day, outcome, revision))
-                current[snapshot.day] = DaySnapshot(snapshot.day, snapshot.rows, snapshot.other_tokens, snapshot.as_of, revision)
+                current[snapshot.day] = DaySnapshot(
+                    snapshot.day, snapshot.rows, snapshot.other_tokens, snapshot.as_of, revision
+                )
             if revisions:
                 connection.execute(insert(_REVISION), revisions)
             if rows:
@@ -114,9 +122,9 @@ class Repository:
         end: date | None = None,
     ) -> dict[date, DaySnapshot]:
         """Current snapshots by day, filtered by ``days`` or by ``start``/``end``."""
-        revisions = select(
-            _REVISION.c.day, _REVISION.c.revision, _REVISION.c.as_of, _REVISION.c.other_tokens
-        ).join(_DAY, (_DAY.c.day == _REVISION.c.day) & (_DAY.c.revision == _REVISION.c.revision))
+        revisions = select(_REVISION.c.day, _REVISION.c.revision, _REVISION.c.as_of, _REVISION.c.other_tokens).join(
+            _DAY, (_DAY.c.day == _REVISION.c.day) & (_DAY.c.revision == _REVISION.c.revision)
+        )
         rows = select(_ROW.c.day, _ROW.c.permaslug, _ROW.c.tokens).join(
             _DAY, (_DAY.c.day == _ROW.c.day) & (_DAY.c.revision == _ROW.c.revision)
         )

@@ -49,7 +49,10 @@ def run_demo(out_dir: Path, data_dir: Path, out: Console, err: Console) -> None:
         stale.unlink()
     environ = {**os.environ, DEMO_KEY_ENV: DEMO_KEY}
     with FakeOpenRouter(history.days[:-1], history.catalogue, today=today, api_key=DEMO_KEY) as server:
-        err.print(f"demo: local OpenRouter-compatible server on {server.url} ({DAYS} generated days)", highlight=False)
+        err.print(
+            f"demo: local OpenRouter-compatible server on {server.url} ({DAYS} generated days)",
+            highlight=False,
+        )
         api = demo_settings(server.url, data_dir, out_dir, "api")
         since = history.days[0].day
         report = asyncio.run(pipeline.backfill(api, environ, since, today))
@@ -64,14 +67,16 @@ def run_demo(out_dir: Path, data_dir: Path, out: Console, err: Console) -> None:
         restated = history.days[-3]
         top = restated.rows[0]
         as_of = datetime.combine(today, time(1, 46), tzinfo=UTC)
-        server.restate(restated.day, {top.permaslug: top.tokens + top.tokens // 6000, OTHER: 1 + (restated.other_tokens or 0)}, as_of)
+        server.restate(
+            restated.day,
+            {top.permaslug: top.tokens + top.tokens // 6000, OTHER: 1 + (restated.other_tokens or 0)},
+            as_of,
+        )
         exports = demo_settings(server.url, data_dir, out_dir, "exports")
         report = asyncio.run(pipeline.poll(exports, environ, today))
-        err.print(
-            f"demo: poll via the keyless exports stored {', '.join(d.isoformat() for d in report.stored) or 'nothing'}; "
-            f"restated: {', '.join(d.isoformat() for d in report.revised) or 'nothing'}",
-            highlight=False,
-        )
+        stored = ", ".join(d.isoformat() for d in report.stored) or "nothing"
+        revised = ", ".join(d.isoformat() for d in report.revised) or "nothing"
+        err.print(f"demo: poll via the keyless exports stored {stored}; restated: {revised}", highlight=False)
     written: list[Path] = []
     for kind in ("day", "week"):
         built = pipeline.digest_for(exports, kind)

@@ -94,7 +94,10 @@ def _catalogue_entry(info: ModelInfo) -> dict[str, Any]:
         "name": f"{info.author}: {info.name}" if info.author else info.name,
         "created": 1_760_000_000,
         "context_length": info.context_length,
-        "pricing": {"prompt": f"{info.prompt_price or 0:.10f}", "completion": f"{info.completion_price or 0:.10f}"},
+        "pricing": {
+            "prompt": f"{info.prompt_price or 0:.10f}",
+            "completion": f"{info.completion_price or 0:.10f}",
+        },
         "hugging_face_id": f"{info.author.lower()}/{info.name.replace(' ', '-')}" if info.open_weights else "",
     }
 
@@ -127,7 +130,9 @@ class FakeOpenRouter:
         self._lock = threading.Lock()
         self._server = ThreadingHTTPServer(("127.0.0.1", 0), _handler_for(self))
         self._server.daemon_threads = True
-        self._thread = threading.Thread(target=self._server.serve_forever, name="fake-openrouter", daemon=True)
+        self._thread = threading.Thread(
+            target=self._server.serve_forever, kwargs={"poll_interval": 0.05}, name="fake-openrouter", daemon=True
+        )
 
     @property
     def url(self) -> str:
@@ -182,7 +187,12 @@ class FakeOpenRouter:
         if start > end:
             return 400, {"error": {"code": 400, "message": "start_date must not be after end_date"}}
         start, end = max(start, DATA_START), min(end, self.last_complete())
-        meta = {"as_of": _iso(self.as_of()), "version": "v1", "start_date": start.isoformat(), "end_date": end.isoformat()}
+        meta = {
+            "as_of": _iso(self.as_of()),
+            "version": "v1",
+            "start_date": start.isoformat(),
+            "end_date": end.isoformat(),
+        }
         if self.partial_today is not None:
             end = self.partial_today.day
         return 200, {"data": api_rows(self._window(start, end)), "meta": meta}
@@ -218,7 +228,11 @@ class FakeOpenRouter:
         stem = self.today.isoformat()
 
         def described(ext: str, body: bytes, stem: str = stem) -> dict[str, Any]:
-            return {"url": f"{base}{stem}.{ext}", "bytes": len(body), "sha256": hashlib.sha256(body).hexdigest()}
+            return {
+                "url": f"{base}{stem}.{ext}",
+                "bytes": len(body),
+                "sha256": hashlib.sha256(body).hexdigest(),
+            }
 
         return {
             "dataset": "rankings-daily",
@@ -230,7 +244,10 @@ class FakeOpenRouter:
             "license": "CC-BY-4.0",
             "attribution": "Source: OpenRouter (openrouter.ai/rankings)",
             "files": {"csv": described("csv", body_csv), "json": described("json", body_json)},
-            "latest": {"csv": described("csv", body_csv, "latest"), "json": described("json", body_json, "latest")},
+            "latest": {
+                "csv": described("csv", body_csv, "latest"),
+                "json": described("json", body_json, "latest"),
+            },
         }
 
     def models_answer(self) -> tuple[int, Any]:
@@ -260,7 +277,7 @@ def _handler_for(fake: FakeOpenRouter) -> type[BaseHTTPRequestHandler]:
     class Handler(BaseHTTPRequestHandler):
         protocol_version = "HTTP/1.1"
 
-        def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - the stdlib's signature
+        def log_message(self, format: str, *args: Any) -> None:
             """Quiet: tests read ``fake.requests`` instead of the log."""
 
         def do_GET(self) -> None:

@@ -36,7 +36,7 @@ def json_of(response: httpx.Response) -> Any:
         )
     try:
         return json.loads(text)
-    except ValueError as error:
+    except json.JSONDecodeError as error:
         raise SchemaError(
             f"the answer from {response.url.path} is not valid JSON ({error.msg} at byte {error.pos}: "
             "truncated?); nothing was stored"

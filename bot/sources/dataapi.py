@@ -70,7 +70,8 @@ class OpenRouterDataClient:
 
     async def history(self, since: date | None, today: date) -> AsyncIterator[SourceBatch]:
         """The latest window first (a default call), then older windows back to ``since``, newest first."""
-        start = None if since is None else max(since, DATA_START, today - timedelta(days=MAX_WINDOW_DAYS - 1))
+        # The latest completed day is at most yesterday, so [today - 366, yesterday] is within the 366-day limit.
+        start = None if since is None else max(since, DATA_START, today - timedelta(days=MAX_WINDOW_DAYS))
         latest = await self.fetch(start)
         yield latest
         if since is None:

@@ -7,11 +7,11 @@ class SourceError(Exception):
     """OpenRouter could not be read, or answered with something rankbot must not store."""
 
 
-class SourceUnavailable(SourceError):
+class SourceUnavailableError(SourceError):
     """Retries ran out on timeouts, resets, 5xx or 429."""
 
 
-class SourceRefused(SourceError):
+class SourceRefusedError(SourceError):
     """OpenRouter refused the request (4xx other than 429): retrying will not help."""
 
 

@@ -68,7 +68,9 @@ class OpenRouterExportsClient:
         if response is None:
             return None
         if sha256 is not None and hashlib.sha256(response.content).hexdigest() != sha256.lower():
-            raise SchemaError(f"{path} does not match the manifest's sha256 (truncated or replaced?); nothing was stored")
+            raise SchemaError(
+                f"{path} does not match the manifest's sha256 (truncated or replaced?); nothing was stored"
+            )
         text = response.text
         if text.lstrip()[:1] == "<":
             raise SchemaError(f"expected CSV from {path} but got an HTML page; nothing was stored")

@@ -17,7 +17,7 @@ from email.utils import parsedate_to_datetime
 
 import httpx
 
-from bot.sources.errors import SourceError, SourceRefused, SourceUnavailable
+from bot.sources.errors import SourceError, SourceRefusedError, SourceUnavailableError
 
 Sleep = Callable[[float], Awaitable[None]]
 Clock = Callable[[], float]
@@ -96,7 +96,11 @@ class Fetcher:
     rng: random.Random = field(default_factory=random.Random)
 
     async def get(
-        self, url: str, *, params: dict[str, str] | None = None, headers: dict[str, str] | None = None,
+        self,
+        url: str,
+        *,
+        params: dict[str, str] | None = None,
+        headers: dict[str, str] | None = None,
         not_found_ok: bool = False,
     ) -> httpx.Response | None:
         """The response (2xx), ``None`` for a 404 when ``not_found_ok``; otherwise a ``SourceError``."""
@@ -114,14 +118,16 @@ class Fetcher:
                 if response.status_code == 404 and not_found_ok:
                     return None
                 if response.status_code not in RETRYABLE_STATUS:
-                    raise SourceRefused(_refusal(url, response))
+                    raise SourceRefusedError(_refusal(url, response))
                 last = f"HTTP {response.status_code}"
                 after = retry_after_seconds(response.headers.get("Retry-After"))
                 if after is not None:
                     wait = max(wait, after)
             if attempt + 1 < self.policy.attempts:
                 await self.sleep(wait)
-        raise SourceUnavailable(f"OpenRouter did not answer {_path(url)} after {self.policy.attempts} tries ({last})")
+        raise SourceUnavailableError(
+            f"OpenRouter did not answer {_path(url)} after {self.policy.attempts} tries ({last})"
+        )
 
 
 def _path(url: str) -> str:

@@ -6,7 +6,6 @@ Create Date: 2026-11-29
 """
 
 import sqlalchemy as sa
-import sqlmodel
 from alembic import op
 
 revision = "0001"
@@ -28,7 +27,7 @@ def upgrade() -> None:
         sa.Column("revision", sa.Integer(), nullable=False),
         sa.Column("as_of", sa.DateTime(), nullable=False),
         sa.Column("other_tokens", sa.BigInteger(), nullable=True),
-        sa.Column("source", sqlmodel.sql.sqltypes.AutoString(length=16), nullable=False),
+        sa.Column("source", sa.String(length=16), nullable=False),
         sa.Column("stored_at", sa.DateTime(), nullable=False),
         sa.PrimaryKeyConstraint("day", "revision"),
     )
@@ -36,7 +35,7 @@ def upgrade() -> None:
         "day_row",
         sa.Column("day", sa.Date(), nullable=False),
         sa.Column("revision", sa.Integer(), nullable=False),
-        sa.Column("permaslug", sqlmodel.sql.sqltypes.AutoString(length=255), nullable=False),
+        sa.Column("permaslug", sa.String(length=255), nullable=False),
         sa.Column("rank", sa.Integer(), nullable=False),
         sa.Column("tokens", sa.BigInteger(), nullable=False),
         sa.ForeignKeyConstraint(["day", "revision"], ["day_revision.day", "day_revision.revision"], ondelete="CASCADE"),
@@ -44,9 +43,9 @@ def upgrade() -> None:
     )
     op.create_table(
         "model",
-        sa.Column("permaslug", sqlmodel.sql.sqltypes.AutoString(length=255), nullable=False),
-        sa.Column("name", sqlmodel.sql.sqltypes.AutoString(), nullable=False),
-        sa.Column("author", sqlmodel.sql.sqltypes.AutoString(), nullable=False),
+        sa.Column("permaslug", sa.String(length=255), nullable=False),
+        sa.Column("name", sa.String(), nullable=False),
+        sa.Column("author", sa.String(), nullable=False),
         sa.Column("context_length", sa.Integer(), nullable=True),
         sa.Column("prompt_price", sa.Float(), nullable=True),
         sa.Column("completion_price", sa.Float(), nullable=True),
