@@ -103,7 +103,7 @@ def _alerts(digest: Digest) -> list[str]:
 
 def _dropped(digest: Digest) -> str:
     names = [f"{display_name(d.info)} (was #{d.previous_rank})" for d in digest.dropped]
-    return "Dropped out of the top 50: " + (", ".join(names) if names else "none")
+    return f"Dropped out of the top {digest.settings.list_size}: " + (", ".join(names) if names else "none")
 
 
 def _footnotes(digest: Digest) -> list[str]:

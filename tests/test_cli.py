@@ -1,0 +1,117 @@
+"""The ``rankbot`` command as a real subprocess: help, poll, digest, check-config, errors and the demo."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from bot.demo.server import FakeOpenRouter
+from tests.conftest import API_KEY, KEY_ENV
+
+COMMANDS = [[], ["poll"], ["backfill"], ["digest"], ["demo"], ["db"], ["db", "upgrade"], ["check-config"]]
+
+
+def rankbot(*args: str, cwd: Path, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    environ = {k: v for k, v in os.environ.items() if not k.startswith("RANKBOT_") and k != "OPENROUTER_API_KEY"}
+    environ.update(env or {})
+    environ["COLUMNS"] = "200"
+    return subprocess.run(
+        [sys.executable, "-m", "bot", *args], cwd=cwd, env=environ, capture_output=True, text=True, timeout=120
+    )
+
+
+def env_for(fake: FakeOpenRouter, tmp_path: Path) -> dict[str, str]:
+    return {
+        "RANKBOT_OPENROUTER_BASE_URL": fake.url,
+        "RANKBOT_OPENROUTER_API_KEY_ENV": KEY_ENV,
+        KEY_ENV: API_KEY,
+        "RANKBOT_OPENROUTER_RETRY_ATTEMPTS": "2",
+        "RANKBOT_OPENROUTER_RETRY_BASE_SECONDS": "0.01",
+        "RANKBOT_STORAGE_DATABASE_URL": f"sqlite:///{tmp_path / 'cli.db'}",
+        "RANKBOT_OUTPUT_DIRECTORY": str(tmp_path / "out"),
+    }
+
+
+@pytest.mark.parametrize("command", COMMANDS, ids=lambda c: " ".join(c) or "rankbot")
+def test_every_command_has_help(command: list[str], tmp_path: Path) -> None:
+    result = rankbot(*command, "--help", cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert "Usage:" in result.stdout
+    if command and command != ["db"]:
+        assert "--config" in result.stdout or command == ["demo"]
+
+
+def test_poll_then_digest(fake: FakeOpenRouter, tmp_path: Path) -> None:
+    """poll stores complete days and says so; digest prints JSON and writes one file per format."""
+    env = env_for(fake, tmp_path)
+    polled = rankbot("poll", cwd=tmp_path, env=env)
+    assert polled.returncode == 0, polled.stderr
+    assert "Polled from OpenRouter's keyed Data API." in polled.stdout
+    assert "stored (new complete days): 31 days" in polled.stdout
+    shown = rankbot("digest", "week", "--format", "json", cwd=tmp_path, env=env)
+    assert shown.returncode == 0, shown.stderr
+    document = json.loads(shown.stdout)
+    assert document["kind"] == "week" and len(document["rows"]) == 50
+    names = sorted(p.name for p in (tmp_path / "out").iterdir())
+    week = document["period"]["source_days"]
+    assert names == [f"week-{week[0]}_{week[-1]}.{ext}" for ext in ("json", "md", "txt")]
+    dry = rankbot("digest", "day", "--dry-run", "--day", week[-2], cwd=tmp_path, env=env)
+    assert dry.returncode == 0 and f"Source day {week[-2]} (UTC, complete)" in dry.stdout
+    assert len(list((tmp_path / "out").iterdir())) == 3
+
+
+def test_digest_without_data_is_one_clear_line(tmp_path: Path) -> None:
+    result = rankbot("digest", "day", cwd=tmp_path, env={"RANKBOT_STORAGE_DATABASE_URL": f"sqlite:///{tmp_path}/x.db"})
+    assert result.returncode == 1
+    assert result.stderr.strip() == "error: no complete day is stored yet: run `rankbot poll` or `rankbot backfill` first"
+
+
+def test_unreachable_source_is_one_clear_line(tmp_path: Path) -> None:
+    env = {
+        "RANKBOT_OPENROUTER_BASE_URL": "http://127.0.0.1:9",
+        "RANKBOT_OPENROUTER_RETRY_ATTEMPTS": "1",
+        "RANKBOT_STORAGE_DATABASE_URL": f"sqlite:///{tmp_path}/x.db",
+    }
+    result = rankbot("poll", cwd=tmp_path, env=env)
+    assert result.returncode == 1
+    assert result.stderr.startswith("error: OpenRouter did not answer")
+    assert "Traceback" not in result.stderr
+
+
+def test_check_config(tmp_path: Path) -> None:
+    """check-config reports what would be used, or names the bad key and exits 1."""
+    good = rankbot("check-config", cwd=tmp_path)
+    assert good.returncode == 0 and "keyless daily exports" in good.stdout
+    bad = rankbot("check-config", cwd=tmp_path, env={"RANKBOT_DIGEST_TIE_BAND": "2"})
+    assert bad.returncode == 1
+    assert "digest.tie_band (from RANKBOT_DIGEST_TIE_BAND)" in bad.stderr
+    (tmp_path / "config.toml").write_text("[openrouter]\nsource = 'api'\n")
+    keyless = rankbot("check-config", cwd=tmp_path)
+    assert keyless.returncode == 1 and "OPENROUTER_API_KEY is not set" in keyless.stderr
+
+
+def test_backfill_rejects_a_bad_date(tmp_path: Path) -> None:
+    result = rankbot("backfill", "--since", "2026-02-30", cwd=tmp_path)
+    assert result.returncode == 1 and "--since '2026-02-30' is not a date" in result.stderr
+
+
+def test_db_upgrade(tmp_path: Path) -> None:
+    result = rankbot("db", "upgrade", cwd=tmp_path)
+    assert result.returncode == 0 and "revision 0001" in result.stdout
+    assert (tmp_path / "data" / "rankbot.db").exists()
+
+
+def test_demo_runs_offline_and_fills_out(tmp_path: Path) -> None:
+    """The demo prints a week digest with labels and fills ./out/ with day and week digests."""
+    result = rankbot("demo", cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert "weekly digest" in result.stdout and "(UTC, complete)" in result.stdout
+    assert "Licensed under CC BY 4.0." in result.stdout
+    assert "restated: " in result.stderr and "restated: nothing" not in result.stderr
+    files = sorted(p.suffix for p in (tmp_path / "out").iterdir())
+    assert files == [".json", ".json", ".md", ".md", ".txt", ".txt"]

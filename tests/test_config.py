@@ -1,0 +1,78 @@
+"""Configuration: the example file documents every key with its default; bad values fail naming the key."""
+
+from __future__ import annotations
+
+import re
+import tomllib
+from pathlib import Path
+
+import pytest
+
+from bot.config import ConfigError, Settings, load_settings
+
+ROOT = Path(__file__).parent.parent
+
+
+def test_example_config_loads_and_documents_every_key() -> None:
+    """config.example.toml loads, equals the embedded defaults, and names every key of every section."""
+    example = ROOT / "config.example.toml"
+    assert load_settings(example, {}) == Settings()
+    written = tomllib.loads(example.read_text())
+    for section, field in Settings.model_fields.items():
+        model = field.annotation
+        assert isinstance(model, type)
+        assert set(written[section]) == set(model.model_fields), section  # type: ignore[attr-defined]
+
+
+def test_environment_overrides_the_file(tmp_path: Path) -> None:
+    path = tmp_path / "config.toml"
+    path.write_text('[openrouter]\nbase_url = "http://127.0.0.1:1"\ntimeout_seconds = 5\n')
+    settings = load_settings(path, {"RANKBOT_OPENROUTER_TIMEOUT_SECONDS": "2.5", "RANKBOT_OUTPUT_FORMATS": "json"})
+    assert settings.openrouter.base_url == "http://127.0.0.1:1"
+    assert settings.openrouter.timeout_seconds == 2.5
+    assert settings.output.formats == ("json",)
+
+
+@pytest.mark.parametrize(
+    ("toml", "environ", "message"),
+    [
+        ("[digest]\ntop_n = 0\n", {}, "config error: digest.top_n (from {path}): Input should be greater than or equal to 1"),
+        ("[digest]\ntopn = 3\n", {}, "config error: digest.topn (from {path}): unknown key"),
+        ("[openrouter]\nbase_url = 'ftp://x'\n", {}, "config error: openrouter.base_url (from {path}): Value error"),
+        ("", {"RANKBOT_OPENROUTER_SOURCE": "magic"}, "config error: openrouter.source (from RANKBOT_OPENROUTER_SOURCE)"),
+        ("", {"RANKBOT_DIGEST_TOPN": "3"}, "config error: RANKBOT_DIGEST_TOPN names no setting"),
+        ("[digest\n", {}, "config error: {path} is not valid TOML"),
+    ],
+)
+def test_bad_config_names_the_key(tmp_path: Path, toml: str, environ: dict[str, str], message: str) -> None:
+    """Each mistake gives one line naming the key and where it came from."""
+    path = tmp_path / "config.toml"
+    path.write_text(toml)
+    with pytest.raises(ConfigError) as caught:
+        load_settings(path, environ)
+    assert str(caught.value).startswith(message.format(path=path))
+    assert "\n" not in str(caught.value)
+
+
+def test_missing_config_file_says_how_to_start(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match="copy config.example.toml"):
+        load_settings(tmp_path / "nope.toml", {})
+
+
+def test_source_choice_follows_the_key() -> None:
+    """auto: keyed when the named variable is set, keyless otherwise; api without a key is a config error."""
+    settings = Settings()
+    assert settings.source_kind({"OPENROUTER_API_KEY": "k"}) == "api"
+    assert settings.source_kind({}) == "exports"
+    keyed = load_settings(None, {"RANKBOT_OPENROUTER_SOURCE": "api"})
+    with pytest.raises(ConfigError, match="OPENROUTER_API_KEY is not set"):
+        keyed.source_kind({})
+
+
+def test_readme_opens_with_the_two_commands() -> None:
+    """The README's first commands are the ones CI and newcomers run, and .ci/run runs make test."""
+    readme = (ROOT / "README.md").read_text()
+    head = "\n".join(readme.splitlines()[:40])
+    assert "make demo" in head and "make test" in head
+    assert "make test" in (ROOT / ".ci" / "run").read_text()
+    assert re.search(r"^demo:", (ROOT / "Makefile").read_text(), re.MULTILINE)
