@@ -24,8 +24,11 @@ lint: $(STAMP)
 test: lint
 	$(BIN)/pytest -q
 
+# One real pass: poll OpenRouter, then build today's day digest. (The long-running service, `rankbot run`,
+# with its scheduler and publishers, is issue #3.)
 run: $(STAMP)
-	$(BIN)/rankbot run
+	$(BIN)/rankbot poll
+	$(BIN)/rankbot digest day
 
 bench: $(STAMP)
 	$(BIN)/python benchmarks/bench_backfill.py

@@ -18,6 +18,7 @@ from bot import pipeline
 from bot.config import load_settings
 from bot.demo.generator import generate_history
 from bot.demo.server import FakeOpenRouter
+
 TODAY = date(2026, 11, 20)
 
 KEY_ENV = "BENCH_OPENROUTER_KEY"

@@ -13,12 +13,13 @@ import time
 from datetime import date, timedelta
 from pathlib import Path
 
-from bot.outputs import rendered
 from bot.demo.generator import generate_history
+from bot.outputs import rendered
 from digests.digest import build_digest
 from digests.model import DigestSettings
 from storage.engine import engine_for, upgrade_database
 from storage.repository import Repository
+
 TODAY = date(2026, 11, 20)
 
 RUNS = 20

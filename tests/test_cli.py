@@ -68,7 +68,9 @@ def test_poll_then_digest(fake: FakeOpenRouter, tmp_path: Path) -> None:
 def test_digest_without_data_is_one_clear_line(tmp_path: Path) -> None:
     result = rankbot("digest", "day", cwd=tmp_path, env={"RANKBOT_STORAGE_DATABASE_URL": f"sqlite:///{tmp_path}/x.db"})
     assert result.returncode == 1
-    assert result.stderr.strip() == "error: no complete day is stored yet: run `rankbot poll` or `rankbot backfill` first"
+    assert (
+        result.stderr.strip() == "error: no complete day is stored yet: run `rankbot poll` or `rankbot backfill` first"
+    )
 
 
 def test_unreachable_source_is_one_clear_line(tmp_path: Path) -> None:

@@ -36,10 +36,18 @@ def test_environment_overrides_the_file(tmp_path: Path) -> None:
 @pytest.mark.parametrize(
     ("toml", "environ", "message"),
     [
-        ("[digest]\ntop_n = 0\n", {}, "config error: digest.top_n (from {path}): Input should be greater than or equal to 1"),
+        (
+            "[digest]\ntop_n = 0\n",
+            {},
+            "config error: digest.top_n (from {path}): Input should be greater than or equal to 1",
+        ),
         ("[digest]\ntopn = 3\n", {}, "config error: digest.topn (from {path}): unknown key"),
         ("[openrouter]\nbase_url = 'ftp://x'\n", {}, "config error: openrouter.base_url (from {path}): Value error"),
-        ("", {"RANKBOT_OPENROUTER_SOURCE": "magic"}, "config error: openrouter.source (from RANKBOT_OPENROUTER_SOURCE)"),
+        (
+            "",
+            {"RANKBOT_OPENROUTER_SOURCE": "magic"},
+            "config error: openrouter.source (from RANKBOT_OPENROUTER_SOURCE)",
+        ),
         ("", {"RANKBOT_DIGEST_TOPN": "3"}, "config error: RANKBOT_DIGEST_TOPN names no setting"),
         ("[digest\n", {}, "config error: {path} is not valid TOML"),
     ],
@@ -55,7 +63,7 @@ def test_bad_config_names_the_key(tmp_path: Path, toml: str, environ: dict[str, 
 
 
 def test_missing_config_file_says_how_to_start(tmp_path: Path) -> None:
-    with pytest.raises(ConfigError, match="copy config.example.toml"):
+    with pytest.raises(ConfigError, match=r"copy config\.example\.toml"):
         load_settings(tmp_path / "nope.toml", {})
 
 

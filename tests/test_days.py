@@ -57,8 +57,8 @@ def test_largest_64_bit_value_is_accepted() -> None:
 @pytest.mark.parametrize(
     ("edit", "reason"),
     [
-        (lambda r: r + [dict(r[0])], "duplicate rows for lab/model-00"),
-        (lambda r: r + [{"date": DAY, "model_permaslug": "other", "total_tokens": "1"}], "two 'other' rows"),
+        (lambda r: [*r, dict(r[0])], "duplicate rows for lab/model-00"),
+        (lambda r: [*r, {"date": DAY, "model_permaslug": "other", "total_tokens": "1"}], "two 'other' rows"),
         (lambda r: rows(59), "60 rows, more than the 51"),
         (lambda r: [{k: v for k, v in row.items() if k != "total_tokens"} for row in r], "lacks total_tokens"),
         (lambda r: [*r[:-1], {"date": DAY, "model_permaslug": "bad slug!", "total_tokens": "1"}], "not a valid"),
@@ -112,7 +112,9 @@ def test_completeness_rules() -> None:
 def test_unreported_day_is_not_complete() -> None:
     """A past day the source does not yet report as completed is held back."""
     full = validate_rows(rows(day="2026-10-09"), AS_OF).days
-    complete, incomplete = split_complete(full, reported_through=date(2026, 10, 8), today=date(2026, 10, 12), min_rows=50)
+    complete, incomplete = split_complete(
+        full, reported_through=date(2026, 10, 8), today=date(2026, 10, 12), min_rows=50
+    )
     assert complete == ()
     assert "reports days through 2026-10-08" in incomplete[0].reason
 

@@ -13,7 +13,7 @@ import pytest
 
 from bot import pipeline
 from bot.demo.generator import SyntheticHistory
-from bot.demo.server import Fault, FakeOpenRouter
+from bot.demo.server import FakeOpenRouter, Fault
 from bot.sources.errors import SchemaError
 from digests.model import DaySnapshot
 from storage.repository import Repository
@@ -82,9 +82,7 @@ async def test_day_with_too_few_rows_is_held_back(fake: FakeOpenRouter, tmp_path
     assert stored(tmp_path).get_day(date.fromisoformat(thin_day)) is None
 
 
-@pytest.mark.parametrize(
-    "value", ["-5", "1e9", "12.5", "", None, 12, "99999999999999999999"], ids=lambda v: repr(v)
-)
+@pytest.mark.parametrize("value", ["-5", "1e9", "12.5", "", None, 12, "99999999999999999999"], ids=lambda v: repr(v))
 async def test_day_with_a_bad_row_is_rejected_and_nothing_of_it_stored(
     fake: FakeOpenRouter, tmp_path: Path, value: object
 ) -> None:

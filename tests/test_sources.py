@@ -16,7 +16,7 @@ import pytest
 
 from bot.bootstrap import fetcher_for, http_client
 from bot.demo.generator import SyntheticHistory
-from bot.demo.server import EXPORTS_PATH, Fault, FakeOpenRouter
+from bot.demo.server import EXPORTS_PATH, FakeOpenRouter, Fault
 from bot.sources.catalogue import OpenRouterCatalogueClient
 from bot.sources.dataapi import OpenRouterDataClient
 from bot.sources.errors import SchemaError, SourceError, SourceRefusedError, SourceUnavailableError
@@ -33,7 +33,9 @@ async def client(fake: FakeOpenRouter, tmp_path: Path) -> AsyncIterator[httpx.As
         yield client
 
 
-def data_api(client: httpx.AsyncClient, tmp_path: Path, sleep: RecordingSleep, key: str = API_KEY) -> OpenRouterDataClient:
+def data_api(
+    client: httpx.AsyncClient, tmp_path: Path, sleep: RecordingSleep, key: str = API_KEY
+) -> OpenRouterDataClient:
     return OpenRouterDataClient(fetcher_for(client, settings_for(str(client.base_url), tmp_path), sleep), key)
 
 
@@ -123,7 +125,7 @@ def test_full_jitter_stays_within_bounds() -> None:
     policy, rng = RetryPolicy(attempts=10, base=0.5, cap=8.0), random.Random(1)
     for attempt in range(10):
         delays = [policy.delay(attempt, rng) for _ in range(200)]
-        assert 0 <= min(delays) and max(delays) <= min(8.0, 0.5 * 2**attempt)
+        assert min(delays) >= 0 and max(delays) <= min(8.0, 0.5 * 2**attempt)
 
 
 @pytest.mark.parametrize(("value", "expected"), [("2", 2.0), ("0", 0.0), ("soon", None), (None, None)])
