@@ -175,11 +175,14 @@ def digest(
 def demo(
     out_dir: Annotated[Path, typer.Option("--out", help="Where to write the digests.")] = Path("out"),
     data_dir: Annotated[Path, typer.Option("--data", help="Where to keep the demo database.")] = Path("data"),
+    config: ConfigOption = None,
 ) -> None:
-    """Run the whole pipeline offline against a local OpenRouter-compatible server with generated data."""
+    """Run the whole pipeline offline against a local OpenRouter-compatible server with generated data.
+
+    The config's digest and output settings apply; the source and database are always the demo's own."""
     from bot.demo.run import run_demo
 
-    run_demo(out_dir, data_dir, out, err)
+    run_demo(settings_from(config), out_dir, data_dir, out, err)
 
 
 @db_app.command("upgrade")

@@ -43,7 +43,7 @@ def test_every_command_has_help(command: list[str], tmp_path: Path) -> None:
     assert result.returncode == 0, result.stderr
     assert "Usage:" in result.stdout
     if command and command != ["db"]:
-        assert "--config" in result.stdout or command == ["demo"]
+        assert "--config" in result.stdout
 
 
 def test_poll_then_digest(fake: FakeOpenRouter, tmp_path: Path) -> None:

@@ -107,11 +107,12 @@ async def test_day_with_a_bad_row_is_rejected_and_nothing_of_it_stored(
         lambda p: {**p, "data": p["data"] + [p["data"][0]]},
         lambda p: {**p, "data": p["data"] + [{**p["data"][50], "model_permaslug": "other"}]},
         lambda p: {**p, "data": p["data"] + [{**p["data"][0], "model_permaslug": f"x/m{i}"} for i in range(9)]},
+        lambda p: {**p, "data": [{"date": p["data"][0]["date"], "model_permaslug": "x/y"}, *p["data"][1:]]},
     ],
-    ids=["duplicate-row", "two-other-rows", "60-rows"],
+    ids=["duplicate-row", "two-other-rows", "60-rows", "missing-field"],
 )
 async def test_structurally_bad_days_are_rejected(fake: FakeOpenRouter, tmp_path: Path, edit: Any) -> None:
-    """Duplicates, two ``other`` rows and 60 rows in a day reject that day; nothing of it is stored."""
+    """Duplicates, two ``other`` rows, 60 rows or a row missing a field reject that day; nothing of it is stored."""
     fake.add_fault(Fault(API, "edit", edit=edit))
     report = await pipeline.poll(settings_for(fake.url, tmp_path), ENVIRON, TODAY)
     first = TODAY - timedelta(days=31)

@@ -16,7 +16,7 @@ from pathlib import Path
 from rich.console import Console
 
 from bot import pipeline
-from bot.config import Settings, load_settings
+from bot.config import Settings
 from bot.demo.generator import generate_history
 from bot.demo.server import FakeOpenRouter
 from bot.outputs import rendered, write_digest_files
@@ -27,22 +27,17 @@ DEMO_KEY = "demo-key-not-a-secret"
 DAYS = 90
 
 
-def demo_settings(base_url: str, data_dir: Path, out_dir: Path, source: str) -> Settings:
-    database = data_dir / "demo.db"
-    return load_settings(
-        None,
-        {
-            "RANKBOT_OPENROUTER_BASE_URL": base_url,
-            "RANKBOT_OPENROUTER_SOURCE": source,
-            "RANKBOT_OPENROUTER_API_KEY_ENV": DEMO_KEY_ENV,
-            "RANKBOT_OPENROUTER_RETRY_BASE_SECONDS": "0.05",
-            "RANKBOT_STORAGE_DATABASE_URL": f"sqlite:///{database}",
-            "RANKBOT_OUTPUT_DIRECTORY": str(out_dir),
-        },
+def demo_settings(base: Settings, base_url: str, data_dir: Path, out_dir: Path, source: str) -> Settings:
+    """The user's settings (digest knobs, output formats) pointed at the local server and a demo database."""
+    openrouter = base.openrouter.model_copy(
+        update={"base_url": base_url, "source": source, "api_key_env": DEMO_KEY_ENV, "retry_base_seconds": 0.05}
     )
+    storage = base.storage.model_copy(update={"database_url": f"sqlite:///{data_dir / 'demo.db'}"})
+    output = base.output.model_copy(update={"directory": out_dir})
+    return base.model_copy(update={"openrouter": openrouter, "storage": storage, "output": output})
 
 
-def run_demo(out_dir: Path, data_dir: Path, out: Console, err: Console) -> None:
+def run_demo(base: Settings, out_dir: Path, data_dir: Path, out: Console, err: Console) -> None:
     today = datetime.now(UTC).date()
     history = generate_history(end=today - timedelta(days=1), days=DAYS)
     for stale in data_dir.glob("demo.db*"):
@@ -53,7 +48,7 @@ def run_demo(out_dir: Path, data_dir: Path, out: Console, err: Console) -> None:
             f"demo: local OpenRouter-compatible server on {server.url} ({DAYS} generated days)",
             highlight=False,
         )
-        api = demo_settings(server.url, data_dir, out_dir, "api")
+        api = demo_settings(base, server.url, data_dir, out_dir, "api")
         since = history.days[0].day
         report = asyncio.run(pipeline.backfill(api, environ, since, today))
         err.print(
@@ -72,7 +67,7 @@ def run_demo(out_dir: Path, data_dir: Path, out: Console, err: Console) -> None:
             {top.permaslug: top.tokens + top.tokens // 6000, OTHER: 1 + (restated.other_tokens or 0)},
             as_of,
         )
-        exports = demo_settings(server.url, data_dir, out_dir, "exports")
+        exports = demo_settings(base, server.url, data_dir, out_dir, "exports")
         report = asyncio.run(pipeline.poll(exports, environ, today))
         stored = ", ".join(d.isoformat() for d in report.stored) or "nothing"
         revised = ", ".join(d.isoformat() for d in report.revised) or "nothing"
