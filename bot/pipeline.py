@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Mapping
+from contextlib import closing
 from datetime import date
 
 from bot.bootstrap import Sources, open_repository, open_sources
@@ -33,13 +34,13 @@ async def refresh_catalogue(sources: Sources, repo: Repository, report: PollRepo
 
 
 async def poll(settings: Settings, environ: Mapping[str, str], today: date) -> PollReport:
-    repo = open_repository(settings)
-    async with open_sources(settings, environ) as sources:
-        config = settings.openrouter
-        report = await poll_once(
-            sources.rankings, repo, today=today, min_rows=config.min_rows, refetch_days=config.refetch_days
-        )
-        await refresh_catalogue(sources, repo, report)
+    config = settings.openrouter
+    with closing(open_repository(settings)) as repo:
+        async with open_sources(settings, environ) as sources:
+            report = await poll_once(
+                sources.rankings, repo, today=today, min_rows=config.min_rows, refetch_days=config.refetch_days
+            )
+            await refresh_catalogue(sources, repo, report)
     return report
 
 
@@ -50,28 +51,29 @@ async def backfill(
     today: date,
     on_batch: Callable[[SourceBatch], None] | None = None,
 ) -> PollReport:
-    repo = open_repository(settings)
-    async with open_sources(settings, environ) as sources:
-        report = await collect(
-            sources.rankings,
-            repo,
-            since=since,
-            today=today,
-            min_rows=settings.openrouter.min_rows,
-            on_batch=on_batch,
-        )
-        await refresh_catalogue(sources, repo, report)
-        reached = report.earliest_fetched
-        if sources.kind == "exports" and reached is not None and reached > since:
-            report.notes.append(
-                f"the keyless exports reach back only to {reached.isoformat()} (30 days plus dated snapshots from "
-                f"2026-09-19); for history since {since.isoformat()} set {settings.openrouter.api_key_env} to use "
-                "the keyed Data API, which reaches back to 2025-01-01"
+    with closing(open_repository(settings)) as repo:
+        async with open_sources(settings, environ) as sources:
+            report = await collect(
+                sources.rankings,
+                repo,
+                since=since,
+                today=today,
+                min_rows=settings.openrouter.min_rows,
+                on_batch=on_batch,
             )
+            await refresh_catalogue(sources, repo, report)
+            kind = sources.kind
+    reached = report.earliest_fetched
+    if kind == "exports" and reached is not None and reached > since:
+        report.notes.append(
+            f"the keyless exports reach back only to {reached.isoformat()} (30 days plus dated snapshots from "
+            f"2026-09-19); for history since {since.isoformat()} set {settings.openrouter.api_key_env} to use "
+            "the keyed Data API, which reaches back to 2025-01-01"
+        )
     return report
 
 
 def digest_for(settings: Settings, kind: str, day: date | None = None) -> Digest:
     """The ``day`` or ``week`` digest ending at ``day`` (default: the latest stored complete day)."""
-    repo = open_repository(settings)
-    return build_digest(kind, repo.days(end=day), repo.models(), settings.digest.settings(), end=day)
+    with closing(open_repository(settings)) as repo:
+        return build_digest(kind, repo.days(end=day), repo.models(), settings.digest.settings(), end=day)

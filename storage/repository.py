@@ -54,6 +54,10 @@ class Repository:
         self.engine = engine
         self._now = now or partial(datetime.now, UTC)
 
+    def close(self) -> None:
+        """Close the engine's pooled connections."""
+        self.engine.dispose()
+
     # -- days --------------------------------------------------------------------------------------------
     def add_days(self, snapshots: Sequence[DaySnapshot], source: str) -> list[StoreResult]:
         """Store complete days in one transaction; one result per day, in the order given."""

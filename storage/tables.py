@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from datetime import date, datetime
 
-from sqlalchemy import BigInteger, Column, ForeignKeyConstraint
+from sqlalchemy import BigInteger, Column, DateTime, ForeignKeyConstraint
 from sqlmodel import Field, SQLModel
 
 
@@ -24,10 +24,10 @@ class DayRevisionRecord(SQLModel, table=True):
 
     day: date = Field(primary_key=True)
     revision: int = Field(primary_key=True)
-    as_of: datetime
+    as_of: datetime = Field(sa_column=Column(DateTime(timezone=True), nullable=False))
     other_tokens: int | None = Field(default=None, sa_column=Column(BigInteger, nullable=True))
     source: str = Field(max_length=16)
-    stored_at: datetime
+    stored_at: datetime = Field(sa_column=Column(DateTime(timezone=True), nullable=False))
 
 
 class DayRowRecord(SQLModel, table=True):
@@ -53,4 +53,4 @@ class ModelRecord(SQLModel, table=True):
     prompt_price: float | None = None
     completion_price: float | None = None
     open_weights: bool | None = None
-    updated_at: datetime
+    updated_at: datetime = Field(sa_column=Column(DateTime(timezone=True), nullable=False))

@@ -3,11 +3,13 @@ point at them, and a recording ``sleep`` so retry tests run fast and can assert 
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator
 from datetime import date, timedelta
 from pathlib import Path
 
 import pytest
+from sqlalchemy import text
 
 from bot.config import Settings, load_settings
 from bot.demo.generator import SyntheticHistory, generate_history
@@ -34,11 +36,37 @@ def fake(history: SyntheticHistory) -> Iterator[FakeOpenRouter]:
         yield server
 
 
+POSTGRES_URL = os.environ.get("RANKBOT_TEST_POSTGRES_URL")
+
+
+def fresh_postgres_url() -> str:
+    """The test PostgreSQL database, emptied. In CI a missing server is a failure, never a silent skip."""
+    if not POSTGRES_URL:
+        if os.environ.get("CI"):
+            pytest.fail("RANKBOT_TEST_POSTGRES_URL is not set: .ci/run should have started PostgreSQL")
+        pytest.skip("no PostgreSQL: set RANKBOT_TEST_POSTGRES_URL (bash .ci/run starts one)")
+    engine = engine_for(POSTGRES_URL)
+    with engine.begin() as connection:
+        connection.execute(text("DROP SCHEMA public CASCADE"))
+        connection.execute(text("CREATE SCHEMA public"))
+    engine.dispose()
+    return POSTGRES_URL
+
+
+@pytest.fixture(params=["sqlite", "postgres"])
+def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    """A fresh, empty database: a SQLite file, or the test PostgreSQL server."""
+    if request.param == "postgres":
+        return fresh_postgres_url()
+    return f"sqlite:///{tmp_path / 'rankbot.db'}"
+
+
 @pytest.fixture
-def repo(tmp_path: Path) -> Repository:
-    engine = engine_for(f"sqlite:///{tmp_path / 'rankbot.db'}")
+def repo(database_url: str) -> Iterator[Repository]:
+    engine = engine_for(database_url)
     upgrade_database(engine)
-    return Repository(engine)
+    yield Repository(engine)
+    engine.dispose()
 
 
 def settings_for(base_url: str, tmp_path: Path, source: str = "api", **extra: str) -> Settings:

@@ -172,3 +172,18 @@ async def test_catalogue_failure_is_a_note_not_a_failure(fake: FakeOpenRouter, t
     report = await pipeline.poll(settings_for(fake.url, tmp_path), ENVIRON, TODAY)
     assert len(report.stored) == 31
     assert any("catalogue not refreshed" in note for note in report.notes)
+
+
+async def test_poll_into_postgresql(fake: FakeOpenRouter, tmp_path: Path, history: SyntheticHistory) -> None:
+    """The same poll stores the same figures in PostgreSQL, with 64-bit counts and UTC times intact."""
+    from bot.bootstrap import open_repository
+    from tests.conftest import fresh_postgres_url
+
+    settings = settings_for(fake.url, tmp_path, STORAGE_DATABASE_URL=fresh_postgres_url())
+    report = await pipeline.poll(settings, ENVIRON, TODAY)
+    repo = open_repository(settings)
+    got = repo.get_day(history.days[-1].day)
+    assert got is not None and got.same_figures(history.days[-1])
+    assert got.as_of == max(s.as_of for s in history.days)
+    assert len(repo.days()) == len(report.stored) == 31
+    repo.engine.dispose()

@@ -14,17 +14,13 @@ from datetime import UTC, date, datetime, time, timedelta
 
 from digests.model import DaySnapshot, ModelInfo
 
-AUTHORS = {
-    "deepseek": "DeepSeek", "openai": "OpenAI", "anthropic": "Anthropic", "google": "Google", "x-ai": "xAI",
-    "qwen": "Qwen", "z-ai": "Z.ai", "moonshotai": "MoonshotAI", "minimax": "MiniMax", "mistralai": "Mistral",
-    "meta-llama": "Meta", "xiaomi": "Xiaomi", "tencent": "Tencent", "stepfun": "StepFun", "nvidia": "NVIDIA",
-    "cohere": "Cohere", "poolside": "Poolside", "inception": "Inception",
-}  # fmt: skip
-BRANDS = {
-    "deepseek": "DeepSeek", "openai": "GPT", "anthropic": "Claude", "google": "Gemini", "x-ai": "Grok",
-    "qwen": "Qwen", "z-ai": "GLM", "moonshotai": "Kimi", "minimax": "MiniMax", "mistralai": "Mistral",
-    "meta-llama": "Llama", "xiaomi": "MiMo", "tencent": "Hunyuan", "stepfun": "Step", "nvidia": "Nemotron",
-    "cohere": "Command", "poolside": "Laguna", "inception": "Mercury",
+AUTHORS = {  # permaslug prefix: (author's display name, model brand)
+    "deepseek": ("DeepSeek", "DeepSeek"), "openai": ("OpenAI", "GPT"), "anthropic": ("Anthropic", "Claude"),
+    "google": ("Google", "Gemini"), "x-ai": ("xAI", "Grok"), "qwen": ("Qwen", "Qwen"), "z-ai": ("Z.ai", "GLM"),
+    "moonshotai": ("MoonshotAI", "Kimi"), "minimax": ("MiniMax", "MiniMax"), "mistralai": ("Mistral", "Mistral"),
+    "meta-llama": ("Meta", "Llama"), "xiaomi": ("Xiaomi", "MiMo"), "tencent": ("Tencent", "Hunyuan"),
+    "stepfun": ("StepFun", "Step"), "nvidia": ("NVIDIA", "Nemotron"), "cohere": ("Cohere", "Command"),
+    "poolside": ("Poolside", "Laguna"), "inception": ("Inception", "Mercury"),
 }  # fmt: skip
 FAMILIES = ("flash", "pro", "mini", "coder", "chat", "reasoner", "turbo", "vision", "instruct", "max")
 LIST_SIZE = 50
@@ -48,12 +44,12 @@ def _models(count: int, days: int, rng: random.Random) -> list[SyntheticModel]:
         author = list(AUTHORS)[index % len(AUTHORS)]
         family = FAMILIES[(index // len(AUTHORS)) % len(FAMILIES)]
         version = f"{1 + index // 40}.{index % 10}"
-        brand = BRANDS[author]
+        author_name, brand = AUTHORS[author]
         # most models launched before the window, so every day has well over 50 live models
         launch = rng.randint(-3 * days, days - 5) if index % 4 == 3 else rng.randint(-3 * days, -10)
         stamp = (date(2026, 1, 1) + timedelta(days=launch % 300)).strftime("%Y%m%d")
         slug = f"{author}/{brand.lower()}-{version}-{family}-{stamp}"
-        display = f"{AUTHORS[author]}: {brand} {version} {family.title()}"
+        display = f"{author_name}: {brand} {version} {family.title()}"
         peak = rng.lognormvariate(0, 1.3)
         models.append(SyntheticModel(slug, display, launch, peak, rng.uniform(60, 400), index % 3 != 1))
         if index % 6 == 0:

@@ -25,10 +25,10 @@ def upgrade() -> None:
         "day_revision",
         sa.Column("day", sa.Date(), nullable=False),
         sa.Column("revision", sa.Integer(), nullable=False),
-        sa.Column("as_of", sa.DateTime(), nullable=False),
+        sa.Column("as_of", sa.DateTime(timezone=True), nullable=False),
         sa.Column("other_tokens", sa.BigInteger(), nullable=True),
         sa.Column("source", sa.String(length=16), nullable=False),
-        sa.Column("stored_at", sa.DateTime(), nullable=False),
+        sa.Column("stored_at", sa.DateTime(timezone=True), nullable=False),
         sa.PrimaryKeyConstraint("day", "revision"),
     )
     op.create_table(
@@ -50,7 +50,7 @@ def upgrade() -> None:
         sa.Column("prompt_price", sa.Float(), nullable=True),
         sa.Column("completion_price", sa.Float(), nullable=True),
         sa.Column("open_weights", sa.Boolean(), nullable=True),
-        sa.Column("updated_at", sa.DateTime(), nullable=False),
+        sa.Column("updated_at", sa.DateTime(timezone=True), nullable=False),
         sa.PrimaryKeyConstraint("permaslug"),
     )
 
