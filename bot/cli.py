@@ -27,7 +27,7 @@ from bot.poller import PollReport
 from bot.sources.batch import SourceBatch
 from bot.sources.errors import SourceError
 from digests.digest import NoDataError
-from storage.engine import current_revision, engine_for, upgrade_database
+from storage.engine import current_revision, display_url, engine_for, upgrade_database
 
 app = typer.Typer(
     help="rankbot follows OpenRouter's daily model-usage rankings and publishes honest digests.",
@@ -209,7 +209,7 @@ def check_config(config: ConfigOption = None) -> None:
     )
     out.print("config ok", highlight=False)
     out.print(f"  OpenRouter: {settings.openrouter.base_url}, {source}", highlight=False)
-    out.print(f"  database: {settings.storage.database_url}", highlight=False)
+    out.print(f"  database: {display_url(settings.storage.database_url)}", highlight=False)
     formats = ", ".join(settings.output.formats)
     out.print(f"  digests: console={settings.output.console}, files in {settings.output.directory}/ ({formats})")
 

@@ -25,6 +25,11 @@ def normalized_url(url: str) -> str:
     return url
 
 
+def display_url(url: str) -> str:
+    """The database URL with any password masked, for logs and ``check-config``."""
+    return make_url(normalized_url(url)).render_as_string(hide_password=True)
+
+
 def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
     cursor = dbapi_connection.cursor()
     cursor.execute("PRAGMA journal_mode=WAL")

@@ -89,6 +89,10 @@ def test_check_config(tmp_path: Path) -> None:
     """check-config reports what would be used, or names the bad key and exits 1."""
     good = rankbot("check-config", cwd=tmp_path)
     assert good.returncode == 0 and "keyless daily exports" in good.stdout
+    secret_url = "postgresql://rankbot:hunter2-secret@127.0.0.1:5/rankbot"  # noqa: S105 - a fake, to see it masked
+    masked = rankbot("check-config", cwd=tmp_path, env={"RANKBOT_STORAGE_DATABASE_URL": secret_url})
+    assert masked.returncode == 0 and "hunter2-secret" not in masked.stdout + masked.stderr
+    assert "postgresql+psycopg://rankbot:***@127.0.0.1:5/rankbot" in masked.stdout
     bad = rankbot("check-config", cwd=tmp_path, env={"RANKBOT_DIGEST_TIE_BAND": "2"})
     assert bad.returncode == 1
     assert "digest.tie_band (from RANKBOT_DIGEST_TIE_BAND)" in bad.stderr
