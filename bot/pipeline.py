@@ -15,6 +15,7 @@ from bot.config import Settings
 from bot.poller import PollReport, collect, poll_once
 from bot.sources.batch import SourceBatch
 from bot.sources.errors import SourceError
+from bot.sources.exports import FIRST_DATED_SNAPSHOT
 from digests.digest import Digest, build_digest
 from storage.repository import Repository
 
@@ -67,8 +68,8 @@ async def backfill(
     if kind == "exports" and reached is not None and reached > since:
         report.notes.append(
             f"the keyless exports reach back only to {reached.isoformat()} (30 days plus dated snapshots from "
-            f"2026-09-19); for history since {since.isoformat()} set {settings.openrouter.api_key_env} to use "
-            "the keyed Data API, which reaches back to 2025-01-01"
+            f"{FIRST_DATED_SNAPSHOT.isoformat()}); for history since {since.isoformat()} set "
+            f"{settings.openrouter.api_key_env} to use the keyed Data API, which reaches back to 2025-01-01"
         )
     return report
 

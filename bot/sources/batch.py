@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime
 from typing import Any
@@ -10,7 +11,7 @@ from typing import Any
 import httpx
 
 from bot.sources.errors import SchemaError
-from digests.days import ValidatedDays
+from digests.days import PayloadError, ValidatedDays, validate_rows
 
 
 @dataclass(frozen=True, slots=True)
@@ -54,3 +55,11 @@ def parse_as_of(value: object, where: str) -> datetime:
     if moment.tzinfo is None:
         raise SchemaError(f"{where} {value!r} has no time zone")
     return moment
+
+
+def validated(rows: Sequence[Mapping[str, object]], as_of: datetime) -> ValidatedDays:
+    """Validate a response's rows; a payload that cannot be attributed to days is a ``SchemaError``."""
+    try:
+        return validate_rows(rows, as_of)
+    except PayloadError as error:
+        raise SchemaError(str(error)) from None

@@ -11,10 +11,10 @@ from dataclasses import dataclass
 from datetime import date, timedelta
 from typing import Any
 
-from bot.sources.batch import SourceBatch, json_of, parse_as_of
+from bot.sources.batch import SourceBatch, json_of, parse_as_of, validated
 from bot.sources.errors import SchemaError
 from bot.sources.retry import Fetcher
-from digests.days import PayloadError, parse_day, validate_rows
+from digests.days import parse_day
 
 PATH = "/api/v1/datasets/rankings-daily"
 MAX_WINDOW_DAYS = 366
@@ -62,11 +62,7 @@ class OpenRouterDataClient:
         rows = [row for row in payload["data"] if isinstance(row, dict)]
         if len(rows) != len(payload["data"]):
             raise SchemaError("rankings-daily 'data' holds something other than row objects; nothing was stored")
-        try:
-            validated = validate_rows(rows, as_of)
-        except PayloadError as error:
-            raise SchemaError(str(error)) from None
-        return SourceBatch("api", validated, last, as_of, (first, last))
+        return SourceBatch("api", validated(rows, as_of), last, as_of, (first, last))
 
     async def history(self, since: date | None, today: date) -> AsyncIterator[SourceBatch]:
         """The latest window first (a default call), then older windows back to ``since``, newest first."""

@@ -17,10 +17,10 @@ from typing import Any
 
 import httpx
 
-from bot.sources.batch import SourceBatch, json_of, parse_as_of
+from bot.sources.batch import SourceBatch, json_of, parse_as_of, validated
 from bot.sources.errors import SchemaError
 from bot.sources.retry import Fetcher
-from digests.days import PayloadError, parse_day, validate_rows
+from digests.days import parse_day
 
 PREFIX = "/api/v1/datasets/exports/rankings-daily/"
 MANIFEST = PREFIX + "latest.manifest.json"
@@ -83,12 +83,9 @@ class OpenRouterExportsClient:
             row.pop("share_of_daily_tokens")
             if (row["model_permaslug"] == "other") != (rank == ""):
                 raise SchemaError(f"export row {row['date']} {row['model_permaslug']} has rank {rank!r}")
-        try:
-            validated = validate_rows(list(rows), as_of)
-        except PayloadError as error:
-            raise SchemaError(str(error)) from None
+        days = validated(rows, as_of)
         window = (snapshot - timedelta(days=WINDOW_DAYS), snapshot - timedelta(days=1))
-        return SourceBatch("exports", validated, snapshot - timedelta(days=1), as_of, window)
+        return SourceBatch("exports", days, snapshot - timedelta(days=1), as_of, window)
 
     async def latest(self) -> tuple[SourceBatch, dict[str, Any]]:
         response = await self.fetcher.get(MANIFEST)
