@@ -19,14 +19,18 @@ from typing import Annotated, Any, NoReturn, TypeVar
 import typer
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
 
 from bot import pipeline
 from bot.config import ConfigError, Settings, load_settings
+from bot.leadership import InstanceLockedError
 from bot.outputs import rendered, write_digest_files
 from bot.poller import PollReport
 from bot.sources.batch import SourceBatch
 from bot.sources.errors import SourceError
+from digests.delivery import DeliveryState
 from digests.digest import NoDataError
+from storage.delivery import DeliveryStore
 from storage.engine import current_revision, display_url, engine_for, upgrade_database
 
 app = typer.Typer(
@@ -37,6 +41,8 @@ app = typer.Typer(
 )
 db_app = typer.Typer(help="Database schema commands.", no_args_is_help=True)
 app.add_typer(db_app, name="db")
+outbox_app = typer.Typer(help="Inspect and steer the delivery outbox.", no_args_is_help=True)
+app.add_typer(outbox_app, name="outbox")
 out = Console()
 err = Console(stderr=True, soft_wrap=True)
 T = TypeVar("T")
@@ -80,7 +86,7 @@ def run(work: Callable[[], Coroutine[Any, Any, T]]) -> T:
     """Run a coroutine, turning the errors an operator can act on into one line and exit code 1."""
     try:
         return asyncio.run(work())
-    except (SourceError, ConfigError, NoDataError) as error:
+    except (SourceError, ConfigError, NoDataError, InstanceLockedError) as error:
         fail(str(error))
 
 
@@ -212,6 +218,109 @@ def check_config(config: ConfigOption = None) -> None:
     out.print(f"  database: {display_url(settings.storage.database_url)}", highlight=False)
     formats = ", ".join(settings.output.formats)
     out.print(f"  digests: console={settings.output.console}, files in {settings.output.directory}/ ({formats})")
+
+
+@app.command("run")
+def run_command(config: ConfigOption = None) -> None:
+    """Run the service: scheduled polls, daily and weekly digests through the outbox, /healthz and /metrics.
+
+    Stops cleanly on SIGTERM or Ctrl-C. On SQLite one instance per database; on PostgreSQL run as many as you like
+    (they share the outbox; one leads the scheduler)."""
+    from bot.service import missing_secrets, run_service
+
+    settings = settings_from(config)
+    try:
+        settings.source_kind(os.environ)
+    except ConfigError as error:
+        fail(str(error))
+    problems = missing_secrets(settings, os.environ)
+    if problems:
+        fail("; ".join(problems))
+    logging.getLogger().setLevel(logging.INFO)
+    run(lambda: run_service(settings, os.environ))
+
+
+def open_store(config: Path | None) -> DeliveryStore:
+    settings = settings_from(config)
+    engine = engine_for(settings.storage.database_url)
+    upgrade_database(engine)
+    return DeliveryStore(engine)
+
+
+@outbox_app.command("list")
+def outbox_list(
+    state: Annotated[
+        DeliveryState | None, typer.Option("--state", help="Only rows in this state.", case_sensitive=False)
+    ] = None,
+    limit: Annotated[int, typer.Option(help="How many rows, newest first.", min=1)] = 50,
+    config: ConfigOption = None,
+) -> None:
+    """Show outbox rows (newest first) and the backlog by state."""
+    store = open_store(config)
+    try:
+        backlog = store.backlog()
+        out.print("backlog: " + ", ".join(f"{name} {count}" for name, count in backlog.items()), highlight=False)
+        table = Table("id", "message", "destination", "state", "tries", "next try (UTC)", "last error", box=None)
+        for entry in store.entries(state, limit):
+            next_try = entry.next_attempt_at.strftime("%Y-%m-%d %H:%M:%S") if entry.state in DUE else ""
+            table.add_row(
+                str(entry.id),
+                entry.message_id,
+                entry.destination,
+                entry.state.value,
+                str(entry.attempts),
+                next_try,
+                (entry.last_error or "")[:80],
+            )
+        out.print(table)
+    finally:
+        store.engine.dispose()
+
+
+DUE = (DeliveryState.PENDING, DeliveryState.FAILED)
+
+
+@outbox_app.command("retry")
+def outbox_retry(
+    entry_id: Annotated[int, typer.Argument(help="The row's id (see `rankbot outbox list`).")],
+    config: ConfigOption = None,
+) -> None:
+    """Make one failed or dead row due now (its destination is re-enabled)."""
+    store = open_store(config)
+    try:
+        if not store.retry(entry_id):
+            fail(f"no failed or dead outbox row {entry_id}: see `rankbot outbox list`")
+        out.print(f"row {entry_id} is due now", highlight=False)
+    finally:
+        store.engine.dispose()
+
+
+@outbox_app.command("requeue-dead")
+def outbox_requeue_dead(
+    destination: Annotated[str | None, typer.Option(help="Only this destination's rows.")] = None,
+    config: ConfigOption = None,
+) -> None:
+    """Bring every dead row back to pending (tries reset) and re-enable their destinations."""
+    store = open_store(config)
+    try:
+        count = store.requeue_dead(destination)
+        out.print(f"requeued {count} dead row(s)", highlight=False)
+    finally:
+        store.engine.dispose()
+
+
+@outbox_app.command("send")
+def outbox_send(config: ConfigOption = None) -> None:
+    """Deliver every row due now, then exit (settles rows a crash left in `sending` first)."""
+    from bot.service import send_due
+
+    settings = settings_from(config)
+    report = run(lambda: send_due(settings, os.environ))
+    out.print(
+        f"sent {report.sent}, failed {report.failed} (will retry), dead {report.dead}, "
+        f"settled after a crash {report.reconciled}",
+        highlight=False,
+    )
 
 
 def main() -> None:

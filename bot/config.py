@@ -10,12 +10,18 @@ from __future__ import annotations
 import os
 import tomllib
 from collections.abc import Mapping
+from datetime import time
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from apscheduler.triggers.cron import CronTrigger
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from digests.delivery import Subscription
 from digests.model import DigestSettings
+
+ENV_NAME = r"^[A-Za-z_][A-Za-z0-9_]*$"
 
 ENV_PREFIX = "RANKBOT_"
 
@@ -31,7 +37,7 @@ class _Section(BaseModel):
 class OpenRouterConfig(_Section):
     base_url: str = "https://openrouter.ai"
     source: Literal["auto", "api", "exports"] = "auto"
-    api_key_env: str = Field("OPENROUTER_API_KEY", pattern=r"^[A-Za-z_][A-Za-z0-9_]*$")
+    api_key_env: str = Field("OPENROUTER_API_KEY", pattern=ENV_NAME)
     timeout_seconds: float = Field(30.0, gt=0)
     connect_timeout_seconds: float = Field(10.0, gt=0)
     retry_attempts: int = Field(5, ge=1, le=20)
@@ -78,11 +84,142 @@ class OutputConfig(_Section):
     formats: tuple[Literal["text", "markdown", "json"], ...] = ("text", "markdown", "json")
 
 
+def _valid_cron(value: str) -> str:
+    try:
+        CronTrigger.from_crontab(value, timezone="UTC")
+    except ValueError as error:
+        raise ValueError(f"{value!r} is not a crontab expression like '0 9 * * mon' ({error})") from None
+    return value
+
+
+def _valid_timezone(value: str) -> str:
+    try:
+        ZoneInfo(value)
+    except (ZoneInfoNotFoundError, ValueError):
+        raise ValueError(f"{value!r} is not an IANA time zone like 'UTC' or 'Europe/Berlin'") from None
+    return value
+
+
+class _Destination(_Section):
+    """What every ``[[outputs]]`` entry has: a name, and what it subscribes to."""
+
+    name: str = Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$")
+    daily: bool = True
+    notable_only: bool = True
+    quiet_day: Literal["skip", "line"] = "skip"
+    weekly: bool = True
+    weekly_cron: str | None = None
+    timezone: str | None = None
+    notices: bool = False
+
+    @field_validator("weekly_cron")
+    @classmethod
+    def _cron(cls, value: str | None) -> str | None:
+        return value if value is None else _valid_cron(value)
+
+    @field_validator("timezone")
+    @classmethod
+    def _zone(cls, value: str | None) -> str | None:
+        return value if value is None else _valid_timezone(value)
+
+    def subscription(self, service: ServiceConfig) -> Subscription:
+        return Subscription(
+            daily=self.daily,
+            notable_only=self.notable_only,
+            quiet_day=self.quiet_day,
+            weekly=self.weekly,
+            weekly_cron=self.weekly_cron or service.weekly_cron,
+            timezone=self.timezone or service.timezone,
+            notices=self.notices,
+        )
+
+    def target(self) -> dict[str, Any]:
+        """The kind-specific settings stored with the destination (no secrets: only the names of variables)."""
+        return self.model_dump(mode="json", exclude=set(_Destination.model_fields) | {"kind"})
+
+
+class ConsoleOutput(_Destination):
+    kind: Literal["console"]
+    format: Literal["text", "markdown", "json"] = "text"
+
+
+class FileOutput(_Destination):
+    kind: Literal["file"]
+    directory: Path = Path("out")
+    formats: tuple[Literal["text", "markdown", "json"], ...] = ("text", "markdown", "json")
+
+
+class WebhookOutput(_Destination):
+    kind: Literal["webhook"]
+    url: str
+    secret_env: str | None = Field(None, pattern=ENV_NAME)
+    status_url: str | None = None
+    timeout_seconds: float = Field(10.0, gt=0)
+
+    @field_validator("url", "status_url")
+    @classmethod
+    def _http_url(cls, value: str | None) -> str | None:
+        if value is not None and not value.startswith(("http://", "https://")):
+            raise ValueError(f"{value!r} must start with http:// or https://")
+        return value
+
+
+Output = Annotated[ConsoleOutput | FileOutput | WebhookOutput, Field(discriminator="kind")]
+
+
+class ServiceConfig(_Section):
+    host: str = "127.0.0.1"
+    port: int = Field(8080, ge=0, le=65535)
+    poll_minutes: float = Field(15, gt=0)
+    poll_jitter_seconds: float = Field(60, ge=0)
+    weekly_cron: str = "0 9 * * mon"
+    timezone: str = "UTC"
+    day_expected_at: time = time(1, 0)
+    late_grace_hours: float = Field(6, ge=0)
+    worker_concurrency: int = Field(8, ge=1, le=256)
+    worker_batch: int = Field(50, ge=1, le=1000)
+    delivery_attempts: int = Field(8, ge=1, le=50)
+    delivery_base_seconds: float = Field(5.0, ge=0)
+    delivery_cap_seconds: float = Field(3600.0, ge=0)
+    claim_lease_seconds: float = Field(300.0, gt=0)
+
+    @field_validator("weekly_cron")
+    @classmethod
+    def _cron(cls, value: str) -> str:
+        return _valid_cron(value)
+
+    @field_validator("timezone")
+    @classmethod
+    def _zone(cls, value: str) -> str:
+        return _valid_timezone(value)
+
+
 class Settings(_Section):
     openrouter: OpenRouterConfig = OpenRouterConfig()
     storage: StorageConfig = StorageConfig()
     digest: DigestConfig = DigestConfig()
     output: OutputConfig = OutputConfig()
+    service: ServiceConfig = ServiceConfig()
+    outputs: tuple[Output, ...] = ()
+
+    @model_validator(mode="after")
+    def _unique_names(self) -> Settings:
+        names = [output.name for output in self.outputs]
+        duplicate = next((name for name in names if names.count(name) > 1), None)
+        if duplicate:
+            raise ValueError(f"two [[outputs]] are named {duplicate!r}: names must be unique")
+        return self
+
+    def destinations(self) -> tuple[ConsoleOutput | FileOutput | WebhookOutput, ...]:
+        """The configured ``[[outputs]]``; without any, the embedded defaults: the console and ``./out/``."""
+        if self.outputs:
+            return self.outputs
+        defaults: list[ConsoleOutput | FileOutput | WebhookOutput] = [
+            FileOutput(kind="file", name="files", directory=self.output.directory, formats=self.output.formats)
+        ]
+        if self.output.console:
+            defaults.insert(0, ConsoleOutput(kind="console", name="console"))
+        return tuple(defaults)
 
     def api_key(self, environ: Mapping[str, str]) -> str | None:
         """The Data API key from the environment variable the config names; ``None`` when unset or empty."""
@@ -116,7 +253,7 @@ def _env_overrides(environ: Mapping[str, str]) -> tuple[dict[str, dict[str, Any]
         if not name.startswith(ENV_PREFIX):
             continue
         rest = name.removeprefix(ENV_PREFIX).lower()
-        section = next((s for s in sections if rest.startswith(s + "_")), None)
+        section = next((s for s in sections if s != "outputs" and rest.startswith(s + "_")), None)
         if section is None:
             continue  # not a config variable (e.g. RANKBOT_TEST_POSTGRES_URL)
         key = rest.removeprefix(section + "_")
@@ -132,11 +269,19 @@ def _env_overrides(environ: Mapping[str, str]) -> tuple[dict[str, dict[str, Any]
     return overrides, origins
 
 
+def _key(loc: tuple[int | str, ...]) -> str:
+    """``service.port``, or ``outputs[2].url`` for an ``[[outputs]]`` entry (the kind tag left out)."""
+    if len(loc) >= 2 and loc[0] == "outputs" and isinstance(loc[1], int):
+        rest = [str(part) for part in loc[2:] if part not in ("console", "file", "webhook")]
+        return f"outputs[{loc[1]}]" + "".join(f".{part}" for part in rest)
+    return ".".join(str(part) for part in loc[:2])
+
+
 def _one_line(error: ValidationError, origins: Mapping[str, str], path: Path | None) -> str:
     first = error.errors()[0]
-    key = ".".join(str(part) for part in first["loc"][:2])
+    key = _key(first["loc"])
     where = origins.get(key) or (str(path) if path else "defaults")
-    problem = first["msg"]
+    problem = first["msg"].removeprefix("Value error, ")
     if first["type"] == "extra_forbidden":
         problem = "unknown key (see config.example.toml for every key)"
     more = f" (and {error.error_count() - 1} more)" if error.error_count() > 1 else ""

@@ -34,15 +34,20 @@ async def refresh_catalogue(sources: Sources, repo: Repository, report: PollRepo
         repo.replace_models(models)
 
 
-async def poll(settings: Settings, environ: Mapping[str, str], today: date) -> PollReport:
+async def poll_into(repo: Repository, settings: Settings, environ: Mapping[str, str], today: date) -> PollReport:
+    """One poll into an open repository (the service keeps one open)."""
     config = settings.openrouter
-    with closing(open_repository(settings)) as repo:
-        async with open_sources(settings, environ) as sources:
-            report = await poll_once(
-                sources.rankings, repo, today=today, min_rows=config.min_rows, refetch_days=config.refetch_days
-            )
-            await refresh_catalogue(sources, repo, report)
+    async with open_sources(settings, environ) as sources:
+        report = await poll_once(
+            sources.rankings, repo, today=today, min_rows=config.min_rows, refetch_days=config.refetch_days
+        )
+        await refresh_catalogue(sources, repo, report)
     return report
+
+
+async def poll(settings: Settings, environ: Mapping[str, str], today: date) -> PollReport:
+    with closing(open_repository(settings)) as repo:
+        return await poll_into(repo, settings, environ, today)
 
 
 async def backfill(

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from datetime import date, datetime
 
-from sqlalchemy import BigInteger, Column, DateTime, ForeignKeyConstraint
+from sqlalchemy import BigInteger, Column, DateTime, ForeignKeyConstraint, Index, UniqueConstraint
 from sqlmodel import Field, SQLModel
 
 
@@ -53,4 +53,83 @@ class ModelRecord(SQLModel, table=True):
     prompt_price: float | None = None
     completion_price: float | None = None
     open_weights: bool | None = None
+    updated_at: datetime = Field(sa_column=Column(DateTime(timezone=True), nullable=False))
+
+
+class DestinationRecord(SQLModel, table=True):
+    """Where rankbot publishes: synced from ``[[outputs]]`` at start, or managed from chat."""
+
+    __tablename__ = "destination"
+
+    name: str = Field(primary_key=True, max_length=100)
+    kind: str = Field(max_length=16)
+    origin: str = Field(max_length=16)
+    target: str = Field(description="Kind-specific settings as JSON; never secrets.")
+    subscription: str = Field(description="The Subscription as JSON.")
+    enabled: bool = True
+    disabled_reason: str | None = None
+    created_at: datetime = Field(sa_column=Column(DateTime(timezone=True), nullable=False))
+
+
+class MessageRecord(SQLModel, table=True):
+    """A digest or operator notice, rendered once when queued; its id is kind + period + revision."""
+
+    __tablename__ = "message"
+
+    id: str = Field(primary_key=True, max_length=100)
+    kind: str = Field(max_length=16, index=True)
+    first_day: date | None = None
+    last_day: date | None = Field(default=None, index=True)
+    revision: int
+    title: str
+    full: str = Field(description="Rendered payloads by format, as JSON.")
+    line: str = Field(description="The quiet-day line by format, as JSON.")
+    notable: bool
+    fingerprint: str
+    corrects: str | None = Field(default=None, max_length=100)
+    created_at: datetime = Field(sa_column=Column(DateTime(timezone=True), nullable=False))
+
+
+class OutboxRecord(SQLModel, table=True):
+    """One (message, destination) delivery. The unique key is what makes a second queueing a no-op."""
+
+    __tablename__ = "outbox"
+    __table_args__ = (
+        UniqueConstraint("message_id", "destination", name="uq_outbox_message_destination"),
+        Index("ix_outbox_due", "state", "next_attempt_at"),
+    )
+
+    id: int | None = Field(default=None, primary_key=True)
+    message_id: str = Field(foreign_key="message.id", max_length=100)
+    destination: str = Field(foreign_key="destination.name", max_length=100)
+    variant: str = Field(max_length=8)
+    state: str = Field(max_length=10)
+    attempts: int = 0
+    next_attempt_at: datetime = Field(sa_column=Column(DateTime(timezone=True), nullable=False))
+    last_error: str | None = None
+    external_id: str | None = Field(default=None, max_length=255)
+    claimed_by: str | None = Field(default=None, max_length=64)
+    claimed_at: datetime | None = Field(default=None, sa_column=Column(DateTime(timezone=True), nullable=True))
+    sent_at: datetime | None = Field(default=None, sa_column=Column(DateTime(timezone=True), nullable=True))
+    created_at: datetime = Field(sa_column=Column(DateTime(timezone=True), nullable=False))
+
+
+class NoticeRecord(SQLModel, table=True):
+    """An operator notice, raised once per key and resolved when its cause goes away."""
+
+    __tablename__ = "notice"
+
+    key: str = Field(primary_key=True, max_length=90)
+    text: str
+    raised_at: datetime = Field(sa_column=Column(DateTime(timezone=True), nullable=False))
+    resolved_at: datetime | None = Field(default=None, sa_column=Column(DateTime(timezone=True), nullable=True))
+
+
+class ServiceStateRecord(SQLModel, table=True):
+    """Small facts the service keeps between runs: the baseline day, the last successful poll."""
+
+    __tablename__ = "service_state"
+
+    key: str = Field(primary_key=True, max_length=64)
+    value: str
     updated_at: datetime = Field(sa_column=Column(DateTime(timezone=True), nullable=False))

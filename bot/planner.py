@@ -1,0 +1,254 @@
+"""What to publish, asked of the database every time: the planner is idempotent, so a scheduler tick, a restart
+after hours down, or two overlapping ticks all queue each digest exactly once (the outbox's unique key makes the
+second queueing a no-op).
+
+- **Baseline:** the first plan on a database records the latest stored day and the time; nothing before is published.
+- **Daily:** each stored day after the baseline without a day message gets one, queued to daily subscribers (a quiet
+  day: skipped or one line, per destination).
+- **Weekly:** for each weekly subscriber, the latest time its cron fired (in its time zone) after it subscribed and
+  after the baseline; the week is the 7 days ending the day before that time (UTC), and it is queued once per
+  destination and period, however late the planner runs.
+- **Corrections:** a restatement of a day inside a published digest's period that changes its ranking queues one
+  correction (the next revision) to the same destinations.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime, timedelta
+from datetime import time as clock_time
+from zoneinfo import ZoneInfo
+
+from apscheduler.triggers.cron import CronTrigger
+
+from digests.delivery import Destination, Message, Variant, variant_for
+from digests.digest import build_digest
+from digests.messages import message_for, notice_message
+from digests.model import DaySnapshot, DigestSettings, ModelInfo
+from storage.delivery import DeliveryStore
+from storage.repository import Repository
+
+log = logging.getLogger(__name__)
+
+BASELINE_DAY = "baseline_day"
+BASELINE_AT = "baseline_at"
+CORRECTION_WINDOW_DAYS = 21
+
+
+@dataclass
+class PlanReport:
+    baseline: date | None = None
+    queued: list[str] = field(default_factory=list)
+    """Message ids that got at least one new outbox row."""
+    corrections: list[str] = field(default_factory=list)
+
+
+def last_fire(cron: str, timezone: str, now: datetime) -> datetime | None:
+    """The latest time ``cron`` fired in ``timezone`` at or before ``now`` (looking back 8 days)."""
+    trigger = CronTrigger.from_crontab(cron, timezone=ZoneInfo(timezone))
+    moment = now - timedelta(days=8)
+    fired: datetime | None = None
+    previous: datetime | None = None
+    while True:
+        upcoming = trigger.get_next_fire_time(previous, moment)
+        if upcoming is None or upcoming > now:
+            return fired
+        fired, previous, moment = upcoming, upcoming, upcoming + timedelta(microseconds=1)
+
+
+class _History:
+    """Stored days and the catalogue, loaded once per plan and only if a digest must be built."""
+
+    def __init__(self, repo: Repository) -> None:
+        self.repo = repo
+        self._days: tuple[DaySnapshot, ...] | None = None
+        self._models: dict[str, ModelInfo] | None = None
+
+    @property
+    def days(self) -> tuple[DaySnapshot, ...]:
+        if self._days is None:
+            self._days = self.repo.days()
+        return self._days
+
+    @property
+    def models(self) -> dict[str, ModelInfo]:
+        if self._models is None:
+            self._models = self.repo.models()
+        return self._models
+
+
+class Planner:
+    def __init__(self, repo: Repository, store: DeliveryStore, settings: DigestSettings) -> None:
+        self.repo = repo
+        self.store = store
+        self.settings = settings
+
+    def plan(self, now: datetime) -> PlanReport:
+        report = PlanReport()
+        stored = self.repo.stored_days()
+        if not stored:
+            return report
+        self.store.set_state(BASELINE_DAY, stored[-1].isoformat(), only_if_absent=True)
+        self.store.set_state(BASELINE_AT, now.astimezone(UTC).isoformat(), only_if_absent=True)
+        baseline = date.fromisoformat(self.store.state(BASELINE_DAY))
+        baseline_at = datetime.fromisoformat(self.store.state(BASELINE_AT))
+        report.baseline = baseline
+        destinations = self.store.destinations(enabled_only=True)
+        history = _History(self.repo)
+        self._daily(stored, baseline, destinations, history, report)
+        self._weekly(stored, baseline_at, destinations, history, now, report)
+        self._corrections(stored, history, report)
+        return report
+
+    def _queue(self, message: Message, recipients: Sequence[tuple[str, Variant]], report: PlanReport) -> None:
+        if self.store.queue(message, recipients):
+            report.queued.append(message.id)
+
+    def _daily(
+        self,
+        stored: Sequence[date],
+        baseline: date,
+        destinations: Sequence[Destination],
+        history: _History,
+        report: PlanReport,
+    ) -> None:
+        have = {m.last_day for m in self.store.messages("day", last_day_from=baseline)}
+        for day in (d for d in stored if d > baseline and d not in have):
+            digest = build_digest("day", history.days, history.models, self.settings, end=day)
+            message = message_for(digest)
+            recipients = [
+                (d.name, variant)
+                for d in destinations
+                if (variant := variant_for(d.subscription, "day", message.notable)) is not None
+            ]
+            self._queue(message, recipients, report)
+
+    def _weekly(
+        self,
+        stored: Sequence[date],
+        baseline_at: datetime,
+        destinations: Sequence[Destination],
+        history: _History,
+        now: datetime,
+        report: PlanReport,
+    ) -> None:
+        queued = self.store.queued_destinations("week")
+        built: dict[date, Message] = {}
+        for destination in destinations:
+            subscription = destination.subscription
+            if not subscription.weekly:
+                continue
+            fired = last_fire(subscription.weekly_cron, subscription.timezone, now)
+            since = max(baseline_at, destination.created_at or baseline_at)
+            if fired is None or fired < since:
+                continue
+            last_complete = fired.astimezone(UTC).date() - timedelta(days=1)
+            end = max((d for d in stored if d <= last_complete), default=None)
+            if end is None:
+                continue
+            if end not in built:
+                built[end] = message_for(build_digest("week", history.days, history.models, self.settings, end=end))
+            message = built[end]
+            if destination.name in queued.get((message.first_day, message.last_day), set()):
+                continue
+            self._queue(message, [(destination.name, Variant.FULL)], report)
+
+    def _corrections(self, stored: Sequence[date], history: _History, report: PlanReport) -> None:
+        """Rebuild recent published digests whose source days were restated since; queue a correction when the
+        ranking changed."""
+        window_start = stored[-1] - timedelta(days=CORRECTION_WINDOW_DAYS)
+        latest: dict[tuple[str, date | None, date | None], Message] = {}
+        for message in self.store.messages(last_day_from=window_start):
+            if message.kind in ("day", "week"):
+                latest[(message.kind, message.first_day, message.last_day)] = message  # highest revision last
+        if not latest:
+            return
+        revisions = {snapshot.day: snapshot.revision for snapshot in self.repo.days(start=window_start - timedelta(7))}
+        for (kind, first, last), message in latest.items():
+            if first is None or last is None:
+                continue
+            days = [first + timedelta(n) for n in range((last - first).days + 1)]
+            expected = 1 + sum(revisions.get(day, 1) - 1 for day in days)
+            if expected <= message.revision:
+                continue
+            digest = build_digest(kind, history.days, history.models, self.settings, end=last)
+            if digest.revision <= message.revision:
+                continue
+            recipients = [(name, v) for name, v in self.store.recipients(message.id) if v is Variant.FULL]
+            corrected = message_for(digest, corrects=message.id)
+            if corrected.fingerprint == message.fingerprint or not recipients:
+                continue
+            self._queue(corrected, recipients, report)
+            report.corrections.append(corrected.id)
+
+
+# -- operator notices ------------------------------------------------------------------------------------------
+def expected_day(now: datetime, expected_at: clock_time, grace: timedelta) -> date:
+    """The latest day that should be complete by ``now``: day D is due at ``expected_at`` UTC on D+1, plus grace."""
+    moment = now.astimezone(UTC) - grace
+    due_today = datetime.combine(moment.date(), expected_at, tzinfo=UTC)
+    return moment.date() - timedelta(days=1 if moment >= due_today else 2)
+
+
+@dataclass
+class NoticeReport:
+    raised: list[str] = field(default_factory=list)
+
+
+def _notify(store: DeliveryStore, key: str, text: str, now: datetime, report: NoticeReport) -> None:
+    if not store.raise_notice(key, text):
+        return
+    log.warning("operator notice: %s", text)
+    report.raised.append(key)
+    recipients = [(d.name, Variant.FULL) for d in store.destinations(enabled_only=True) if d.subscription.notices]
+    if recipients:
+        store.queue(notice_message(f"{key}:{int(now.timestamp())}", text, now), recipients)
+
+
+def check_operations(
+    repo: Repository,
+    store: DeliveryStore,
+    now: datetime,
+    expected_at: clock_time,
+    grace: timedelta,
+) -> NoticeReport:
+    """Raise (once) and resolve operator notices: a late day, dead deliveries, disabled destinations."""
+    report = NoticeReport()
+    latest = repo.latest_day()
+    due = expected_day(now, expected_at, grace)
+    if latest is not None and latest < due:
+        last_poll = store.state("last_successful_poll") or "never"
+        _notify(
+            store,
+            f"late:{due.isoformat()}",
+            f"no complete day for {due.isoformat()} yet: it usually arrives by {expected_at:%H:%M} UTC the next day "
+            f"(grace {grace.total_seconds() / 3600:g} h). Latest stored day: {latest.isoformat()}; last successful "
+            f"poll: {last_poll}.",
+            now,
+            report,
+        )
+    store.resolve_notices("late:", keep=[f"late:{due.isoformat()}"] if latest is not None and latest < due else [])
+    dead, disabled = store.dead_or_disabled()
+    notice_ids = {m.id for m in store.messages(kind="notice")} if dead else set()
+    dead_keys = []
+    for entry in dead:
+        if entry.message_id in notice_ids:
+            continue  # a notice that could not be delivered does not raise another notice
+        key = f"dead:{entry.id}"
+        dead_keys.append(key)
+        _notify(
+            store,
+            key,
+            f"delivery of {entry.message_id} to {entry.destination} is dead after {entry.attempts} tries: "
+            f"{entry.last_error}. Fix the cause, then `rankbot outbox requeue-dead --destination {entry.destination}`.",
+            now,
+            report,
+        )
+    store.resolve_notices("dead:", keep=dead_keys)
+    disabled_keys = [f"disabled:{d.name}" for d in disabled]
+    for destination, key in zip(disabled, disabled_keys, strict=True):
+        _notify(store, key, f"destination {destination.name} is disabled: {destination.disabled_reason}", now, report)
+    store.resolve_notices("disabled:", keep=disabled_keys)
+    return report

@@ -1,0 +1,291 @@
+"""``rankbot run``: the service in one process — the scheduler (poll, plan, weekly crons, operator checks), the
+outbox worker and the web app — and ``rankbot outbox send``, the worker alone.
+
+The scheduler runs only on the leader (always, on SQLite; the advisory-lock holder, on PostgreSQL). Every job asks
+the database what is missing, so late starts, restarts and overlapping ticks publish each digest exactly once.
+SIGTERM/SIGINT stop cleanly: the scheduler stops, sends in flight finish, claimed rows not started are given back.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import signal
+import socket
+import time
+from collections.abc import AsyncIterator, Iterator, Mapping
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import UTC, date, datetime, timedelta
+from typing import Any
+
+import httpx
+import uvicorn
+from apscheduler.schedulers.asyncio import AsyncIOScheduler
+from apscheduler.schedulers.base import STATE_RUNNING
+from apscheduler.triggers.cron import CronTrigger
+from apscheduler.triggers.interval import IntervalTrigger
+
+from bot import pipeline
+from bot.config import ConsoleOutput, FileOutput, Settings, WebhookOutput
+from bot.leadership import Leadership, SqliteInstanceLock
+from bot.metrics import Metrics
+from bot.outbox import OutboxWorker, WorkReport
+from bot.planner import Planner, check_operations
+from bot.publishers.registry import Publishers, publisher_factories
+from bot.sources.errors import SourceError
+from digests.delivery import Destination, RetrySchedule
+from storage.delivery import DeliveryStore
+from storage.engine import engine_for, upgrade_database
+from storage.repository import Repository
+
+log = logging.getLogger(__name__)
+
+LAST_POLL = "last_successful_poll"
+LEADER_CHECK_SECONDS = 5.0
+SHUTDOWN_GRACE_SECONDS = 30.0
+
+
+def destination_of(output: ConsoleOutput | FileOutput | WebhookOutput, settings: Settings) -> Destination:
+    return Destination(output.name, output.kind, output.target(), output.subscription(settings.service))
+
+
+def missing_secrets(settings: Settings, environ: Mapping[str, str]) -> list[str]:
+    """One line per ``[[outputs]]`` secret variable that is named but not set."""
+    return [
+        f"outputs '{output.name}' needs the environment variable {output.secret_env} (its secret_env), which is unset"
+        for output in settings.destinations()
+        if isinstance(output, WebhookOutput) and output.secret_env and not environ.get(output.secret_env)
+    ]
+
+
+def instance_name() -> str:
+    return f"{socket.gethostname()}:{os.getpid()}"
+
+
+def utc_now() -> datetime:
+    return datetime.now(UTC)
+
+
+@dataclass
+class Parts:
+    """What the service is made of, built from settings by ``open_parts``."""
+
+    settings: Settings
+    environ: Mapping[str, str]
+    repo: Repository
+    store: DeliveryStore
+    leadership: Leadership
+    metrics: Metrics
+    worker: OutboxWorker
+    planner: Planner
+
+
+@contextlib.asynccontextmanager
+async def open_parts(settings: Settings, environ: Mapping[str, str], name: str | None = None) -> AsyncIterator[Parts]:
+    """Lock (SQLite), migrate, sync the configured destinations, and build the worker and planner."""
+    engine = engine_for(settings.storage.database_url)
+    lock = SqliteInstanceLock(engine) if engine.dialect.name == "sqlite" else None
+    try:
+        if lock is not None:
+            lock.acquire()
+        upgrade_database(engine)
+        repo = Repository(engine)
+        store = DeliveryStore(engine)
+        store.sync_destinations(destination_of(output, settings) for output in settings.destinations())
+        metrics = Metrics()
+        service = settings.service
+        async with httpx.AsyncClient(follow_redirects=False, trust_env=False) as client:
+            worker = OutboxWorker(
+                store,
+                Publishers(publisher_factories(client), environ),
+                RetrySchedule(service.delivery_attempts, service.delivery_base_seconds, service.delivery_cap_seconds),
+                name=name or instance_name(),
+                concurrency=service.worker_concurrency,
+                batch=service.worker_batch,
+                lease_seconds=service.claim_lease_seconds,
+                metrics=metrics,
+            )
+            planner = Planner(repo, store, settings.digest.settings())
+            yield Parts(settings, environ, repo, store, Leadership(engine), metrics, worker, planner)
+    finally:
+        if lock is not None:
+            lock.release()
+        engine.dispose()
+
+
+async def send_due(settings: Settings, environ: Mapping[str, str]) -> WorkReport:
+    """``rankbot outbox send``: settle stranded rows, deliver everything due now, exit."""
+    async with open_parts(settings, environ) as parts:
+        single = parts.leadership.postgres is False
+        reconciled = await parts.worker.reconcile(single_instance=single)
+        report = await parts.worker.drain()
+        report.reconciled = reconciled
+        return report
+
+
+class Service:
+    def __init__(self, parts: Parts, now: Any = utc_now) -> None:
+        self.parts = parts
+        self.now = now
+        self.scheduler = AsyncIOScheduler(timezone=UTC)
+        self.stopping = asyncio.Event()
+        self.started_at = time.time()
+
+    # -- jobs --------------------------------------------------------------------------------------------
+    async def poll(self) -> None:
+        parts = self.parts
+        started = time.monotonic()
+        try:
+            report = await pipeline.poll_into(parts.repo, parts.settings, parts.environ, self.now().date())
+        except SourceError as error:
+            parts.metrics.polls.labels("error").inc()
+            log.warning("poll failed: %s", error)
+            await asyncio.to_thread(parts.store.set_state, "last_poll_error", str(error))
+            return
+        parts.metrics.poll_seconds.observe(time.monotonic() - started)
+        parts.metrics.polls.labels("rejected" if report.rejected else "ok").inc()
+        parts.metrics.rejected_days.inc(len(report.rejected))
+        stored = [*report.stored, *report.revised]
+        if stored:
+            log.info("poll stored %s", ", ".join(day.isoformat() for day in sorted(stored)))
+            rows = sum(len(snapshot.rows) for snapshot in parts.repo.days() if snapshot.day in set(stored))
+            parts.metrics.rows_stored.inc(rows)
+        await asyncio.to_thread(parts.store.set_state, LAST_POLL, self.now().isoformat())
+        await self.plan()
+
+    async def plan(self) -> None:
+        report = await asyncio.to_thread(self.parts.planner.plan, self.now())
+        if report.queued:
+            log.info("queued %s", ", ".join(report.queued))
+            self.parts.worker.wake.set()
+
+    async def check(self) -> None:
+        service = self.parts.settings.service
+        report = await asyncio.to_thread(
+            check_operations,
+            self.parts.repo,
+            self.parts.store,
+            self.now(),
+            service.day_expected_at,
+            timedelta(hours=service.late_grace_hours),
+        )
+        if report.raised:
+            self.parts.worker.wake.set()
+
+    def add_jobs(self) -> None:
+        service = self.parts.settings.service
+        common: dict[str, Any] = {"coalesce": True, "max_instances": 1, "misfire_grace_time": 3600}
+        self.scheduler.add_job(
+            self.poll,
+            IntervalTrigger(minutes=service.poll_minutes, jitter=service.poll_jitter_seconds or None),
+            id="poll",
+            next_run_time=datetime.now(UTC),
+            **common,
+        )
+        crons = {(d.subscription.weekly_cron, d.subscription.timezone) for d in self.parts.store.destinations()}
+        for cron, zone in sorted(crons):
+            self.scheduler.add_job(
+                self.plan, CronTrigger.from_crontab(cron, timezone=zone), id=f"weekly {cron} {zone}", **common
+            )
+        self.scheduler.add_job(self.check, IntervalTrigger(minutes=1), id="operations", **common)
+
+    # -- health ------------------------------------------------------------------------------------------
+    def health(self) -> dict[str, Any]:
+        store = self.parts.store
+        notices = store.open_notices()
+        latest: date | None = self.parts.repo.latest_day()
+        return {
+            "status": "degraded" if notices else "ok",
+            "instance": self.parts.worker.name,
+            "leader": self.parts.leadership.is_leader,
+            "last_successful_poll": store.state(LAST_POLL),
+            "last_poll_error": store.state("last_poll_error"),
+            "latest_day": latest.isoformat() if latest else None,
+            "outbox": store.backlog(),
+            "notices": [{"key": n.key, "text": n.text, "raised_at": n.raised_at.isoformat()} for n in notices],
+        }
+
+    def last_poll_timestamp(self) -> float | None:
+        value = self.parts.store.state(LAST_POLL)
+        return datetime.fromisoformat(value).timestamp() if value else None
+
+    # -- running -----------------------------------------------------------------------------------------
+    async def _lead(self) -> None:
+        """Hold (or try for) the scheduler lock; run the scheduler only while leading."""
+        leadership = self.parts.leadership
+        while not self.stopping.is_set():
+            leading = await asyncio.to_thread(leadership.check)
+            if leading and self.scheduler.state != STATE_RUNNING:
+                log.info("leading: scheduler running")
+                self.scheduler.resume()
+                await self.plan()
+            elif not leading and self.scheduler.state == STATE_RUNNING:
+                log.info("not leading: scheduler paused; this instance works the outbox")
+                self.scheduler.pause()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self.stopping.wait(), LEADER_CHECK_SECONDS)
+
+    async def run(self) -> None:
+        parts = self.parts
+        service = parts.settings.service
+        parts.metrics.watch(parts.store, self.last_poll_timestamp)
+        self.add_jobs()
+        self.scheduler.start(paused=True)
+        loop = asyncio.get_running_loop()
+        for signum in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(signum, self.stopping.set)
+        server = _QuietServer(
+            uvicorn.Config(
+                _app(self),
+                host=service.host,
+                port=service.port,
+                log_level="warning",
+                lifespan="off",
+                access_log=False,
+            )
+        )
+        web = asyncio.create_task(server.serve(), name="web")
+        worker = asyncio.create_task(parts.worker.run(single_instance=not parts.leadership.postgres), name="worker")
+        lead = asyncio.create_task(self._lead(), name="leadership")
+        log.info("rankbot running on http://%s:%d (instance %s)", service.host, service.port, parts.worker.name)
+        stopper = asyncio.create_task(self.stopping.wait())
+        done, _ = await asyncio.wait({web, worker, lead, stopper}, return_when=asyncio.FIRST_COMPLETED)
+        for task in done:
+            if task is not stopper and task.exception() is not None:
+                log.error("%s stopped: %s", task.get_name(), task.exception())
+        log.info("stopping: finishing sends in flight")
+        self.stopping.set()
+        if self.scheduler.running:
+            self.scheduler.shutdown(wait=False)
+        parts.worker.stopping.set()
+        parts.worker.wake.set()
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(asyncio.gather(worker, lead, return_exceptions=True), SHUTDOWN_GRACE_SECONDS)
+        server.should_exit = True
+        await asyncio.gather(web, return_exceptions=True)
+        await asyncio.to_thread(parts.leadership.release)
+        for signum in (signal.SIGTERM, signal.SIGINT):
+            loop.remove_signal_handler(signum)
+        log.info("stopped cleanly")
+
+
+class _QuietServer(uvicorn.Server):
+    """uvicorn without its own signal handling: the service handles SIGTERM/SIGINT and stops it."""
+
+    @contextmanager
+    def capture_signals(self) -> Iterator[None]:
+        yield
+
+
+def _app(service: Service) -> Any:
+    from bot.web import web_app
+
+    return web_app(service.health, service.parts.metrics)
+
+
+async def run_service(settings: Settings, environ: Mapping[str, str]) -> None:
+    async with open_parts(settings, environ) as parts:
+        await Service(parts).run()
