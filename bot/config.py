@@ -16,7 +16,7 @@ from typing import Annotated, Any, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from apscheduler.triggers.cron import CronTrigger
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from digests.delivery import Subscription
 from digests.model import DigestSettings
@@ -202,13 +202,14 @@ class Settings(_Section):
     service: ServiceConfig = ServiceConfig()
     outputs: tuple[Output, ...] = ()
 
-    @model_validator(mode="after")
-    def _unique_names(self) -> Settings:
-        names = [output.name for output in self.outputs]
+    @field_validator("outputs")
+    @classmethod
+    def _unique_names(cls, outputs: tuple[Output, ...]) -> tuple[Output, ...]:
+        names = [output.name for output in outputs]
         duplicate = next((name for name in names if names.count(name) > 1), None)
         if duplicate:
             raise ValueError(f"two [[outputs]] are named {duplicate!r}: names must be unique")
-        return self
+        return outputs
 
     def destinations(self) -> tuple[ConsoleOutput | FileOutput | WebhookOutput, ...]:
         """The configured ``[[outputs]]``; without any, the embedded defaults: the console and ``./out/``."""

@@ -5,15 +5,19 @@ from __future__ import annotations
 
 import os
 from collections.abc import Iterator
-from datetime import date, timedelta
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import pytest
 from sqlalchemy import text
 
 from bot.config import Settings, load_settings
 from bot.demo.generator import SyntheticHistory, generate_history
+from bot.demo.receiver import FakeWebhook
 from bot.demo.server import FakeOpenRouter
+from digests.delivery import Destination, Subscription
+from storage.delivery import DeliveryStore
 from storage.engine import engine_for, upgrade_database
 from storage.repository import Repository
 
@@ -102,3 +106,44 @@ class RecordingSleep:
 @pytest.fixture
 def sleep() -> RecordingSleep:
     return RecordingSleep()
+
+
+class Clock:
+    """An injected clock that only moves when told to."""
+
+    def __init__(self, start: datetime) -> None:
+        self.now = start
+
+    def __call__(self) -> datetime:
+        return self.now
+
+    def advance(self, **delta: float) -> None:
+        self.now += timedelta(**delta)
+
+
+@pytest.fixture
+def clock() -> Clock:
+    return Clock(datetime(2026, 11, 20, 12, 0, tzinfo=UTC))
+
+
+@pytest.fixture
+def store(repo: Repository, clock: Clock) -> DeliveryStore:
+    """The delivery store on the same database as ``repo``, on the injected clock."""
+    return DeliveryStore(repo.engine, now=clock)
+
+
+@pytest.fixture
+def webhook() -> Iterator[FakeWebhook]:
+    with FakeWebhook(secret=WEBHOOK_SECRET) as server:
+        yield server
+
+
+WEBHOOK_SECRET = "test-webhook-secret"
+SECRET_ENV = "RANKBOT_TEST_WEBHOOK_SECRET"
+
+
+def hook_destination(webhook: FakeWebhook, name: str, check: bool = True, **subscription: Any) -> Destination:
+    target = {"url": webhook.hook_url(name), "secret_env": SECRET_ENV, "timeout_seconds": 2.0}
+    if check:
+        target["status_url"] = webhook.status_url(name)
+    return Destination(name, "webhook", target, Subscription(**subscription))

@@ -89,7 +89,7 @@ def test_check_config(tmp_path: Path) -> None:
     """check-config reports what would be used, or names the bad key and exits 1."""
     good = rankbot("check-config", cwd=tmp_path)
     assert good.returncode == 0 and "keyless daily exports" in good.stdout
-    secret_url = "postgresql://rankbot:hunter2-secret@127.0.0.1:5/rankbot"  # noqa: S105 - a fake, to see it masked
+    secret_url = "postgresql://rankbot:hunter2-secret@127.0.0.1:5/rankbot"
     masked = rankbot("check-config", cwd=tmp_path, env={"RANKBOT_STORAGE_DATABASE_URL": secret_url})
     assert masked.returncode == 0 and "hunter2-secret" not in masked.stdout + masked.stderr
     assert "postgresql+psycopg://rankbot:***@127.0.0.1:5/rankbot" in masked.stdout
@@ -108,7 +108,7 @@ def test_backfill_rejects_a_bad_date(tmp_path: Path) -> None:
 
 def test_db_upgrade(tmp_path: Path) -> None:
     result = rankbot("db", "upgrade", cwd=tmp_path)
-    assert result.returncode == 0 and "revision 0001" in result.stdout
+    assert result.returncode == 0 and "revision 0002" in result.stdout
     assert (tmp_path / "data" / "rankbot.db").exists()
 
 

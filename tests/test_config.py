@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from bot.config import ConfigError, Settings, load_settings
+from bot.config import ConfigError, ConsoleOutput, FileOutput, Settings, WebhookOutput, load_settings
 
 ROOT = Path(__file__).parent.parent
 
@@ -19,9 +19,15 @@ def test_example_config_loads_and_documents_every_key() -> None:
     assert load_settings(example, {}) == Settings()
     written = tomllib.loads(example.read_text())
     for section, field in Settings.model_fields.items():
+        if section == "outputs":
+            continue
         model = field.annotation
         assert isinstance(model, type)
         assert set(written[section]) == set(model.model_fields), section  # type: ignore[attr-defined]
+    commented = example.read_text()
+    for kind in (ConsoleOutput, FileOutput, WebhookOutput):
+        for key in kind.model_fields:
+            assert f"# {key} =" in commented or f"#   {key} =" in commented, (kind.__name__, key)
 
 
 def test_environment_overrides_the_file(tmp_path: Path) -> None:
@@ -42,7 +48,29 @@ def test_environment_overrides_the_file(tmp_path: Path) -> None:
             "config error: digest.top_n (from {path}): Input should be greater than or equal to 1",
         ),
         ("[digest]\ntopn = 3\n", {}, "config error: digest.topn (from {path}): unknown key"),
-        ("[openrouter]\nbase_url = 'ftp://x'\n", {}, "config error: openrouter.base_url (from {path}): Value error"),
+        ("[openrouter]\nbase_url = 'ftp://x'\n", {}, "config error: openrouter.base_url (from {path}): must start"),
+        (
+            "[[outputs]]\nname = 'hook'\nkind = 'webhook'\n",
+            {},
+            "config error: outputs[0].url (from {path}): Field required",
+        ),
+        (
+            "[[outputs]]\nname = 'a'\nkind = 'console'\n"
+            "[[outputs]]\nname = 'b'\nkind = 'file'\nweekly_cron = 'sometimes'",
+            {},
+            "config error: outputs[1].weekly_cron (from {path}): 'sometimes' is not a crontab expression",
+        ),
+        (
+            "[[outputs]]\nname = 'a'\nkind = 'carrier-pigeon'\n",
+            {},
+            "config error: outputs[0] (from {path}): Input tag 'carrier-pigeon' found using 'kind' does not match",
+        ),
+        (
+            "[[outputs]]\nname = 'a'\nkind = 'console'\n[[outputs]]\nname = 'a'\nkind = 'console'\n",
+            {},
+            "config error: outputs (from {path}): two [[outputs]] are named 'a'",
+        ),
+        ("[service]\ntimezone = 'Mars/Olympus'\n", {}, "config error: service.timezone (from {path}): 'Mars/Olympus'"),
         (
             "",
             {"RANKBOT_OPENROUTER_SOURCE": "magic"},

@@ -54,7 +54,7 @@ class FakeWebhook:
         self.rejected: list[str] = []
         self._scripts: dict[str, deque[Scripted]] = {}
         self._lock = threading.Lock()
-        self._rng = random.Random(seed)  # noqa: S311 - test timing, not cryptography
+        self._rng = random.Random(seed)
         self._server = ThreadingHTTPServer(("127.0.0.1", 0), _handler_for(self))
         self._server.daemon_threads = True
         self._server.request_queue_size = 128
