@@ -33,6 +33,7 @@ run: $(STAMP)
 bench: $(STAMP)
 	$(BIN)/python benchmarks/bench_backfill.py
 	$(BIN)/python benchmarks/bench_digest.py
+	$(BIN)/python benchmarks/bench_outbox.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache .hypothesis

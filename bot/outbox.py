@@ -29,8 +29,8 @@ from bot.publishers.contract import (
     PublishError,
 )
 from bot.publishers.registry import Publishers
-from digests.delivery import RetrySchedule
-from storage.delivery import Claim, DeliveryStore
+from digests.delivery import DeliveryState, RetrySchedule
+from storage.delivery import Claim, DeliveryStore, Result
 
 log = logging.getLogger(__name__)
 
@@ -79,12 +79,16 @@ class OutboxWorker:
 
     # -- one pass ----------------------------------------------------------------------------------------
     async def work_once(self) -> WorkReport:
-        """Claim one batch of due rows and send them (up to ``concurrency`` at a time)."""
+        """Claim one batch of due rows, send them (up to ``concurrency`` at a time), and record the results in
+        one transaction. A crash before that transaction leaves the rows in ``sending``, which ``reconcile``
+        settles through each destination's delivery check."""
         report = WorkReport()
         if self.stopping.is_set():
             return report
         claims = await asyncio.to_thread(self.store.claim, self.name, self.batch)
         gate = asyncio.Semaphore(self.concurrency)
+        results: list[Result] = []
+        gone: dict[str, str] = {}
 
         async def one(claim: Claim) -> None:
             async with gate:
@@ -92,9 +96,18 @@ class OutboxWorker:
                     if await asyncio.to_thread(self.store.release, claim.entry.id, self.name):
                         report.released += 1
                     return
-                await self._deliver(claim, report)
+                results.append(await self._deliver(claim, gone))
 
         await asyncio.gather(*(one(claim) for claim in claims))
+        await asyncio.to_thread(self.store.record, self.name, results, gone)
+        for result in results:
+            if result.state is DeliveryState.SENT:
+                report.sent += 1
+            elif result.state is DeliveryState.DEAD:
+                report.dead += 1
+            else:
+                report.failed += 1
+                report.errors.append(result.last_error or "")
         return report
 
     async def drain(self) -> WorkReport:
@@ -108,50 +121,46 @@ class OutboxWorker:
             if report.handled == 0 or self.stopping.is_set():
                 return total
 
-    async def _deliver(self, claim: Claim, report: WorkReport) -> None:
+    async def _deliver(self, claim: Claim, gone: dict[str, str]) -> Result:
         entry, destination = claim.entry, claim.destination
         delivery = Delivery(claim.message, destination, entry.variant)
         started = self.monotonic()
-        outcome = "sent"
+        dead = DeliveryState.DEAD
         try:
             publisher = self.publishers.for_destination(destination)
             external_id = await publisher.send(delivery)
         except GoneError as error:
-            outcome = "dead"
-            reason = str(error)
-            log.warning("destination %s is gone, disabling it: %s", destination.name, reason)
-            await asyncio.to_thread(self.store.record_dead, entry.id, self.name, f"destination gone: {reason}")
-            await asyncio.to_thread(self.store.disable_destination, destination.name, reason)
-            report.dead += 1
+            log.warning("destination %s is gone, disabling it: %s", destination.name, error)
+            gone[destination.name] = str(error)
+            result = Result(entry.id, dead, entry.next_attempt_at, last_error=f"destination gone: {error}")
         except InvalidPayloadError as error:
-            outcome = "dead"
             log.warning("%s to %s: invalid payload, not retried: %s", entry.message_id, destination.name, error)
-            await asyncio.to_thread(self.store.record_dead, entry.id, self.name, f"invalid payload: {error}")
-            report.dead += 1
+            result = Result(entry.id, dead, entry.next_attempt_at, last_error=f"invalid payload: {error}")
         except PublishError as error:
-            outcome = await self._failed(claim, str(error), getattr(error, "retry_after", None), report)
+            result = self._failed(claim, str(error), getattr(error, "retry_after", None))
         except Exception as error:  # a publisher bug must not strand the row in `sending`
             log.exception("%s to %s: unexpected error", entry.message_id, destination.name)
-            outcome = await self._failed(claim, f"unexpected error: {type(error).__name__}: {error}", None, report)
+            result = self._failed(claim, f"unexpected error: {type(error).__name__}: {error}", None)
         else:
-            await asyncio.to_thread(self.store.record_sent, entry.id, self.name, external_id)
-            report.sent += 1
+            now = self.store.now()
+            result = Result(entry.id, DeliveryState.SENT, entry.next_attempt_at, external_id, sent_at=now)
         if self.metrics is not None:
-            self.metrics.delivered(outcome, destination.kind, self.monotonic() - started)
+            self.metrics.delivered(result.state.value, destination.kind, self.monotonic() - started)
+        return result
 
-    async def _failed(self, claim: Claim, error: str, retry_after: float | None, report: WorkReport) -> str:
+    def _failed(self, claim: Claim, error: str, retry_after: float | None) -> Result:
         entry = claim.entry
         if self.schedule.exhausted(entry.attempts):
             log.warning(
                 "%s to %s is dead after %d tries: %s", entry.message_id, entry.destination, entry.attempts, error
             )
-            await asyncio.to_thread(
-                self.store.record_dead, entry.id, self.name, f"gave up after {entry.attempts} tries: {error}"
+            return Result(
+                entry.id,
+                DeliveryState.DEAD,
+                entry.next_attempt_at,
+                last_error=f"gave up after {entry.attempts} tries: {error}",
             )
-            report.dead += 1
-            return "dead"
         delay = self.schedule.delay(entry.attempts, self.rng, retry_after)
-        when = self.store.now() + timedelta(seconds=delay)
         log.info(
             "%s to %s failed (try %d), next in %.1fs: %s",
             entry.message_id,
@@ -160,10 +169,7 @@ class OutboxWorker:
             delay,
             error,
         )
-        await asyncio.to_thread(self.store.record_failure, entry.id, self.name, error, when)
-        report.failed += 1
-        report.errors.append(error)
-        return "rate_limited" if isinstance(retry_after, float) else "failed"
+        return Result(entry.id, DeliveryState.FAILED, self.store.now() + timedelta(seconds=delay), last_error=error)
 
     # -- crash recovery ----------------------------------------------------------------------------------
     async def reconcile(self, single_instance: bool) -> int:

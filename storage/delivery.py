@@ -19,7 +19,7 @@ from datetime import UTC, date, datetime
 from functools import partial
 from typing import Any
 
-from sqlalchemy import Engine, Table, and_, func, select, update
+from sqlalchemy import Engine, Table, and_, bindparam, func, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection, RowMapping
 
@@ -43,6 +43,18 @@ class Claim:
     entry: OutboxEntry
     message: Message
     destination: Destination
+
+
+@dataclass(frozen=True, slots=True)
+class Result:
+    """What became of one claimed row: recorded with others in one transaction."""
+
+    entry_id: int
+    state: DeliveryState
+    next_attempt_at: datetime
+    external_id: str | None = None
+    last_error: str | None = None
+    sent_at: datetime | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -337,6 +349,41 @@ class DeliveryStore:
                 .values(**values)
             )
             return result.rowcount == 1
+
+    def record(self, worker: str, results: Sequence[Result], disable: Mapping[str, str] | None = None) -> None:
+        """Record the results of ``worker``'s sends in one transaction (rows it no longer holds are left alone),
+        then disable the destinations in ``disable`` (name → reason)."""
+        if results:
+            statement = (
+                update(_OUTBOX)
+                .where(
+                    _OUTBOX.c.id == bindparam("b_id"),
+                    _OUTBOX.c.state == DeliveryState.SENDING.value,
+                    _OUTBOX.c.claimed_by == worker,
+                )
+                .values(
+                    state=bindparam("b_state"),
+                    next_attempt_at=bindparam("b_next"),
+                    external_id=bindparam("b_external"),
+                    last_error=bindparam("b_error"),
+                    sent_at=bindparam("b_sent"),
+                )
+            )
+            rows = [
+                {
+                    "b_id": r.entry_id,
+                    "b_state": r.state.value,
+                    "b_next": r.next_attempt_at,
+                    "b_external": r.external_id,
+                    "b_error": r.last_error,
+                    "b_sent": r.sent_at,
+                }
+                for r in results
+            ]
+            with self.engine.begin() as connection:
+                connection.execute(statement, rows)
+        for name, reason in (disable or {}).items():
+            self.disable_destination(name, reason)
 
     def record_sent(self, entry_id: int, worker: str, external_id: str | None) -> bool:
         """The send succeeded. ``False`` if ``worker`` no longer holds the claim (nothing is changed)."""

@@ -139,6 +139,7 @@ class FakeWebhook:
 def _handler_for(fake: FakeWebhook) -> type[BaseHTTPRequestHandler]:
     class Handler(BaseHTTPRequestHandler):
         protocol_version = "HTTP/1.1"
+        disable_nagle_algorithm = True
 
         def log_message(self, format: str, *args: Any) -> None:
             """Quiet: tests read ``fake.received``."""

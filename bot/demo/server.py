@@ -276,6 +276,7 @@ class FakeOpenRouter:
 def _handler_for(fake: FakeOpenRouter) -> type[BaseHTTPRequestHandler]:
     class Handler(BaseHTTPRequestHandler):
         protocol_version = "HTTP/1.1"
+        disable_nagle_algorithm = True
 
         def log_message(self, format: str, *args: Any) -> None:
             """Quiet: tests read ``fake.requests`` instead of the log."""
