@@ -103,7 +103,7 @@ class Planner:
         return report
 
     def _queue(self, message: Message, recipients: Sequence[tuple[str, Variant]], report: PlanReport) -> None:
-        if self.store.queue(message, recipients):
+        if self.store.queue(message, recipients) and message.id not in report.queued:
             report.queued.append(message.id)
 
     def _daily(

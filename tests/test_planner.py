@@ -1,0 +1,216 @@
+"""The planner on SQLite and PostgreSQL, on an injected clock: the baseline, daily alerts and quiet-day policies,
+weekly digests with catch-up after downtime, corrections after restatements, overlapping ticks, operator notices."""
+
+from __future__ import annotations
+
+import threading
+from datetime import UTC, date, datetime, time, timedelta
+
+from bot.demo.generator import SyntheticHistory
+from bot.planner import Planner, check_operations, expected_day, last_fire
+from digests.delivery import Destination, Subscription, Variant
+from digests.model import DaySnapshot, DigestSettings
+from storage.delivery import DeliveryStore
+from storage.engine import engine_for
+from storage.repository import Repository
+from tests.conftest import Clock
+
+SUBSCRIBERS = [
+    Destination("everything", "console", {}, Subscription(notable_only=False)),
+    Destination("notable", "console", {}, Subscription()),
+    Destination("quiet-line", "console", {}, Subscription(quiet_day="line")),
+    Destination("weekly-only", "console", {}, Subscription(daily=False)),
+    Destination("daily-only", "console", {}, Subscription(weekly=False)),
+]
+
+
+def redated(snapshot: DaySnapshot, day: date, swap: tuple[int, int] | None = None) -> DaySnapshot:
+    """``snapshot``'s rows on ``day`` (a quiet day: nothing moved), or with the tokens of two ranks swapped."""
+    rows = [(row.permaslug, row.tokens) for row in snapshot.rows]
+    if swap is not None:
+        a, b = swap
+        rows[a], rows[b] = (rows[a][0], rows[b][1]), (rows[b][0], rows[a][1])
+    as_of = datetime.combine(day + timedelta(days=1), time(0, 30), tzinfo=UTC)
+    return DaySnapshot.of(day, [*rows, ("other", snapshot.other_tokens or 0)], as_of)
+
+
+def recipients(store: DeliveryStore, message_id: str) -> dict[str, Variant]:
+    return dict(store.recipients(message_id))
+
+
+def setup(repo: Repository, store: DeliveryStore, history: SyntheticHistory, clock: Clock) -> Planner:
+    repo.add_days(history.days, "api")
+    store.sync_destinations(SUBSCRIBERS)
+    planner = Planner(repo, store, DigestSettings())
+    assert planner.plan(clock.now).queued == []  # the first run is the baseline
+    return planner
+
+
+def test_the_first_run_publishes_nothing_for_past_days(
+    repo: Repository, store: DeliveryStore, history: SyntheticHistory, clock: Clock
+) -> None:
+    planner = setup(repo, store, history, clock)
+    clock.advance(days=2)  # a restart before the weekly time: still nothing
+    report = planner.plan(clock.now)
+    assert report.baseline == history.days[-1].day
+    assert report.queued == [] and store.messages() == []
+
+
+def test_a_new_day_goes_to_daily_subscribers_by_their_quiet_day_policy(
+    repo: Repository, store: DeliveryStore, history: SyntheticHistory, clock: Clock
+) -> None:
+    planner = setup(repo, store, history, clock)
+    last = history.days[-1]
+    quiet = redated(last, last.day + timedelta(days=1))
+    repo.add_day(quiet)
+    notable = redated(quiet, quiet.day + timedelta(days=1), swap=(0, 4))
+    repo.add_day(notable)
+    report = planner.plan(clock.now)
+    quiet_id, notable_id = f"day:{quiet.day}:r1", f"day:{notable.day}:r1"
+    assert report.queued == [quiet_id, notable_id]
+    messages = {m.id: m for m in store.messages()}
+    assert not messages[quiet_id].notable and messages[notable_id].notable
+    assert "a quiet day — no notable moves in the top 10" in messages[quiet_id].line["text"]
+    assert recipients(store, quiet_id) == {"everything": Variant.FULL, "quiet-line": Variant.LINE}
+    assert recipients(store, notable_id) == {
+        "everything": Variant.FULL,
+        "notable": Variant.FULL,
+        "quiet-line": Variant.FULL,
+        "daily-only": Variant.FULL,
+    }
+    assert planner.plan(clock.now).queued == []
+
+
+def test_overlapping_ticks_for_the_same_day_produce_one_digest(
+    repo: Repository, store: DeliveryStore, history: SyntheticHistory, clock: Clock
+) -> None:
+    setup(repo, store, history, clock)
+    new = redated(history.days[-1], history.days[-1].day + timedelta(days=1), swap=(0, 3))
+    repo.add_day(new)
+    url = repo.engine.url.render_as_string(hide_password=False)
+    barrier = threading.Barrier(4)
+    queued: list[list[str]] = []
+
+    def tick() -> None:
+        engine = engine_for(url)
+        try:
+            planner = Planner(Repository(engine), DeliveryStore(engine, now=clock), DigestSettings())
+            barrier.wait()
+            queued.append(planner.plan(clock.now).queued)
+        finally:
+            engine.dispose()
+
+    threads = [threading.Thread(target=tick) for _ in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    message_id = f"day:{new.day}:r1"
+    assert [m.id for m in store.messages()] == [message_id]
+    assert sorted(len(names) for names in queued) == [0, 0, 0, 1]
+    assert len(store.recipients(message_id)) == 4
+
+
+def test_the_weekly_digest_catches_up_once_after_downtime(
+    repo: Repository, store: DeliveryStore, history: SyntheticHistory, clock: Clock
+) -> None:
+    """Stopped before Monday 09:00 UTC, restarted at 15:00: the week is published once, never twice."""
+    planner = setup(repo, store, history, clock)  # Friday 2026-11-20 12:00 UTC
+    clock.now = datetime(2026, 11, 23, 8, 59, tzinfo=UTC)
+    assert planner.plan(clock.now).queued == []
+    clock.now = datetime(2026, 11, 23, 15, 0, tzinfo=UTC)
+    week = "week:2026-11-13_2026-11-19:r1"
+    assert planner.plan(clock.now).queued == [week]
+    assert recipients(store, week) == {n: Variant.FULL for n in ("everything", "notable", "quiet-line", "weekly-only")}
+    clock.advance(minutes=5)
+    assert planner.plan(clock.now).queued == []
+    clock.advance(days=2)  # restarts later in the week change nothing
+    assert planner.plan(clock.now).queued == []
+    assert [m.id for m in store.messages(kind="week")] == [week]
+
+
+def test_each_destination_keeps_its_own_cron_and_time_zone(
+    repo: Repository, store: DeliveryStore, history: SyntheticHistory, clock: Clock
+) -> None:
+    planner = setup(repo, store, history, clock)
+    store.sync_destinations(
+        [Destination("new-york", "console", {}, Subscription(daily=False, timezone="America/New_York"))]
+    )
+    clock.now = datetime(2026, 11, 23, 13, 59, tzinfo=UTC)  # 08:59 in New York
+    planner.plan(clock.now)
+    week = "week:2026-11-13_2026-11-19:r1"
+    assert "new-york" not in recipients(store, week)
+    clock.now = datetime(2026, 11, 23, 14, 1, tzinfo=UTC)
+    assert planner.plan(clock.now).queued == [week]
+    assert "new-york" in recipients(store, week)
+
+
+def test_a_destination_added_after_the_weekly_time_waits_for_the_next_one(
+    repo: Repository, store: DeliveryStore, history: SyntheticHistory, clock: Clock
+) -> None:
+    planner = setup(repo, store, history, clock)
+    clock.now = datetime(2026, 11, 23, 10, 0, tzinfo=UTC)
+    store.sync_destinations([*SUBSCRIBERS, Destination("late-joiner", "console", {}, Subscription())])
+    planner.plan(clock.now)
+    assert "late-joiner" not in recipients(store, "week:2026-11-13_2026-11-19:r1")
+
+
+def test_a_restatement_that_changes_a_published_rank_queues_one_correction(
+    repo: Repository, store: DeliveryStore, history: SyntheticHistory, clock: Clock
+) -> None:
+    planner = setup(repo, store, history, clock)
+    new = redated(history.days[-1], history.days[-1].day + timedelta(days=1), swap=(0, 3))
+    repo.add_day(new)
+    planner.plan(clock.now)
+    published = f"day:{new.day}:r1"
+    slight = DaySnapshot.of(
+        new.day, [(r.permaslug, r.tokens + 1) for r in new.rows], new.as_of + timedelta(hours=1)
+    )  # figures change, ranks do not
+    repo.add_day(slight)
+    assert planner.plan(clock.now).corrections == []
+    reordered = redated(slight, new.day, swap=(1, 2))
+    repo.add_day(reordered)
+    report = planner.plan(clock.now)
+    assert report.corrections == [f"day:{new.day}:r3"]
+    correction = store.message(f"day:{new.day}:r3")
+    assert correction is not None and correction.corrects == published
+    assert correction.title.startswith("Correction — ")
+    assert correction.full["text"].startswith(f"Correction: OpenRouter restated figures for day {new.day}")
+    assert dict(store.recipients(correction.id)) == {
+        name: Variant.FULL for name, variant in store.recipients(published) if variant is Variant.FULL
+    }
+    assert planner.plan(clock.now).corrections == []
+
+
+def test_last_fire_is_the_latest_cron_time_not_after_now() -> None:
+    monday_nine = datetime(2026, 11, 23, 9, 0, tzinfo=UTC)
+    assert last_fire("0 9 * * mon", "UTC", monday_nine) == monday_nine
+    assert last_fire("0 9 * * mon", "UTC", monday_nine - timedelta(seconds=1)) == monday_nine - timedelta(days=7)
+    assert last_fire("30 8 * * *", "Europe/Berlin", monday_nine) == datetime(2026, 11, 23, 7, 30, tzinfo=UTC)
+
+
+def test_expected_day_allows_the_grace() -> None:
+    at = time(1, 0)
+    grace = timedelta(hours=6)
+    assert expected_day(datetime(2026, 11, 20, 6, 59, tzinfo=UTC), at, grace) == date(2026, 11, 18)
+    assert expected_day(datetime(2026, 11, 20, 7, 0, tzinfo=UTC), at, grace) == date(2026, 11, 19)
+
+
+def test_a_late_day_raises_one_notice_and_resolves_when_it_arrives(
+    repo: Repository, store: DeliveryStore, history: SyntheticHistory, clock: Clock
+) -> None:
+    ops = Destination("ops", "console", {}, Subscription(daily=False, weekly=False, notices=True))
+    setup(repo, store, history, clock)
+    store.sync_destinations([*SUBSCRIBERS, ops])
+    clock.now = datetime(2026, 11, 21, 7, 1, tzinfo=UTC)  # 2026-11-20 was due by 01:00 + 6 h
+    report = check_operations(repo, store, clock.now, time(1, 0), timedelta(hours=6))
+    assert report.raised == ["late:2026-11-20"]
+    [notice] = store.messages(kind="notice")
+    assert "no complete day for 2026-11-20 yet" in notice.full["text"]
+    assert dict(store.recipients(notice.id)) == {"ops": Variant.FULL}
+    clock.advance(minutes=30)
+    assert check_operations(repo, store, clock.now, time(1, 0), timedelta(hours=6)).raised == []
+    assert [n.key for n in store.open_notices()] == ["late:2026-11-20"]
+    repo.add_day(redated(history.days[-1], date(2026, 11, 20)))
+    check_operations(repo, store, clock.now, time(1, 0), timedelta(hours=6))
+    assert store.open_notices() == []
