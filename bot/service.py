@@ -155,6 +155,7 @@ class Service:
             parts.metrics.rows_stored.inc(rows)
         await asyncio.to_thread(parts.store.set_state, LAST_POLL, self.now().isoformat())
         await self.plan()
+        await self.check()
 
     async def plan(self) -> None:
         report = await asyncio.to_thread(self.parts.planner.plan, self.now())
@@ -190,7 +191,9 @@ class Service:
             self.scheduler.add_job(
                 self.plan, CronTrigger.from_crontab(cron, timezone=zone), id=f"weekly {cron} {zone}", **common
             )
-        self.scheduler.add_job(self.check, IntervalTrigger(minutes=1), id="operations", **common)
+        self.scheduler.add_job(
+            self.check, IntervalTrigger(minutes=1), id="operations", next_run_time=datetime.now(UTC), **common
+        )
 
     # -- health ------------------------------------------------------------------------------------------
     def health(self) -> dict[str, Any]:

@@ -11,7 +11,7 @@ from typing import Any
 
 from alembic import command
 from alembic.config import Config
-from sqlalchemy import Engine, create_engine, event
+from sqlalchemy import Engine, create_engine, event, text
 from sqlalchemy.engine import make_url
 
 MIGRATIONS = Path(__file__).parent / "migrations"
@@ -59,9 +59,20 @@ def alembic_config(engine: Engine) -> Config:
     return config
 
 
+MIGRATION_LOCK_KEY = 0x72616E6B6D6967  # "rankmig"
+
+
 def upgrade_database(engine: Engine) -> None:
-    """Apply every pending migration. Idempotent."""
-    command.upgrade(alembic_config(engine), "head")
+    """Apply every pending migration. Idempotent. On PostgreSQL an advisory lock makes instances that start
+    together migrate one after the other."""
+    config = alembic_config(engine)
+    if engine.dialect.name != "postgresql":
+        command.upgrade(config, "head")
+        return
+    with engine.begin() as connection:
+        connection.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": MIGRATION_LOCK_KEY})
+        config.attributes["connection"] = connection
+        command.upgrade(config, "head")
 
 
 def current_revision(engine: Engine) -> str | None:

@@ -14,10 +14,11 @@ import threading
 import time
 from collections import Counter, deque
 from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
+from bot.demo.server import LoopbackServer
 from bot.publishers.webhook import signature
 
 
@@ -55,9 +56,7 @@ class FakeWebhook:
         self._scripts: dict[str, deque[Scripted]] = {}
         self._lock = threading.Lock()
         self._rng = random.Random(seed)
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), _handler_for(self))
-        self._server.daemon_threads = True
-        self._server.request_queue_size = 128
+        self._server = LoopbackServer(_handler_for(self))
         self._thread = threading.Thread(
             target=self._server.serve_forever, kwargs={"poll_interval": 0.05}, name="fake-webhook", daemon=True
         )

@@ -1,0 +1,318 @@
+"""``rankbot run`` and ``rankbot outbox`` as real processes: the service publishes a new day exactly once, serves
+``/healthz`` and ``/metrics``, stops cleanly on SIGTERM, refuses a second instance on SQLite, hands the scheduler
+over on PostgreSQL when the leader dies, and survives ``kill -9`` during a fan-out without duplicates or losses."""
+
+from __future__ import annotations
+
+import json
+import os
+import random
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import httpx
+import pytest
+
+from bot.demo.generator import SyntheticHistory
+from bot.demo.receiver import FakeWebhook, Scripted
+from bot.demo.server import FakeOpenRouter
+from digests.delivery import DeliveryState, Variant
+from digests.digest import build_digest
+from digests.messages import message_for
+from digests.model import DaySnapshot, DigestSettings
+from storage.delivery import DeliveryStore
+from storage.engine import engine_for, upgrade_database
+from tests.conftest import SECRET_ENV, TODAY, WEBHOOK_SECRET, fresh_postgres_url
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+def write_config(
+    path: Path,
+    *,
+    openrouter: str,
+    database_url: str,
+    port: int,
+    outputs: list[dict[str, object]],
+    **service: object,
+) -> Path:
+    def value(v: object) -> str:
+        return json.dumps(v) if not isinstance(v, bool) else str(v).lower()
+
+    lines = [
+        "[openrouter]",
+        f"base_url = {value(openrouter)}",
+        'source = "exports"',
+        "retry_attempts = 2",
+        "retry_base_seconds = 0.01",
+        "[storage]",
+        f"database_url = {value(database_url)}",
+        "[service]",
+        f"port = {port}",
+        "poll_jitter_seconds = 0",
+        *(f"{key} = {value(v)}" for key, v in service.items()),
+    ]
+    for output in outputs:
+        lines += ["[[outputs]]", *(f"{key} = {value(v)}" for key, v in output.items())]
+    path.write_text("\n".join(lines) + "\n")
+    return path
+
+
+def hook_output(webhook: FakeWebhook, name: str, check: bool = True, **extra: object) -> dict[str, object]:
+    output: dict[str, object] = {"name": name, "kind": "webhook", "url": webhook.hook_url(name)}
+    output["secret_env"] = SECRET_ENV
+    if check:
+        output["status_url"] = webhook.status_url(name)
+    return output | extra
+
+
+def start(config: Path, *args: str, cwd: Path) -> subprocess.Popen[str]:
+    environ = {k: v for k, v in os.environ.items() if not k.startswith("RANKBOT_")}
+    environ[SECRET_ENV] = WEBHOOK_SECRET
+    environ["COLUMNS"] = "200"
+    return subprocess.Popen(
+        [sys.executable, "-m", "bot", *args, "--config", str(config)],
+        cwd=cwd,
+        env=environ,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+
+
+def finish(config: Path, *args: str, cwd: Path) -> tuple[int, str, str]:
+    """Run a ``rankbot`` command to its end: exit code, stdout, stderr."""
+    process = start(config, *args, cwd=cwd)
+    out, err = process.communicate(timeout=120)
+    return process.returncode, out, err
+
+
+def wait_for(condition: Callable[[], object], timeout: float = 30.0, what: str = "condition") -> object:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            found = condition()
+        except httpx.HTTPError:
+            found = None
+        if found:
+            return found
+        time.sleep(0.1)
+    raise AssertionError(f"timed out after {timeout:.0f} s waiting for {what}")
+
+
+def health(port: int) -> dict[str, object]:
+    return dict(httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=2).json())
+
+
+@pytest.fixture
+def openrouter(history: SyntheticHistory) -> Iterator[FakeOpenRouter]:
+    with FakeOpenRouter(
+        history.days, history.catalogue, today=TODAY, api_key=None, first_snapshot=TODAY - timedelta(days=45)
+    ) as server:
+        yield server
+
+
+def stop(process: subprocess.Popen[str]) -> tuple[int, str]:
+    process.send_signal(signal.SIGTERM)
+    _, err = process.communicate(timeout=30)
+    return process.returncode, err
+
+
+def test_run_publishes_a_new_day_once_serves_health_and_stops_cleanly(
+    tmp_path: Path, openrouter: FakeOpenRouter, history: SyntheticHistory
+) -> None:
+    port = free_port()
+    database = tmp_path / "service.db"
+    with FakeWebhook(secret=WEBHOOK_SECRET) as webhook:
+        names = ["alpha", "beta", "gamma"]
+        config = write_config(
+            tmp_path / "config.toml",
+            openrouter=openrouter.url,
+            database_url=f"sqlite:///{database}",
+            port=port,
+            poll_minutes=0.02,
+            outputs=[hook_output(webhook, name, notable_only=False) for name in names],
+        )
+        service = start(config, "run", cwd=tmp_path)
+        try:
+            first = wait_for(lambda: health(port).get("latest_day"), what="the first poll")
+            assert first == history.days[-1].day.isoformat()
+            second = start(config, "run", cwd=tmp_path)
+            _, refused = second.communicate(timeout=60)
+            assert second.returncode == 1
+            assert "already running rankbot on this SQLite database" in refused
+            assert "use PostgreSQL" in refused
+            assert webhook.received == []  # the first run is the baseline: nothing published for past days
+            # A day passes at the source: the service's next poll stores it and publishes it to every output.
+            new = history.days[-1].day + timedelta(days=1)
+            openrouter.days[new] = DaySnapshot.of(
+                new,
+                [(r.permaslug, r.tokens) for r in history.days[-1].rows[::-1]],
+                datetime.combine(new + timedelta(days=1), datetime.min.time(), tzinfo=UTC),
+            )
+            openrouter.today = new + timedelta(days=1)
+            wait_for(lambda: len(webhook.received) >= 3, what="the new day's deliveries")
+            time.sleep(1.5)  # another poll or two: nothing is published twice
+            assert webhook.copies() == {(name, f"day:{new.isoformat()}:r1/{name}"): 1 for name in names}
+            status = health(port)
+            assert status["leader"] is True and status["outbox"] == {
+                "pending": 0,
+                "sending": 0,
+                "sent": 3,
+                "failed": 0,
+                "dead": 0,
+            }
+            assert status["last_successful_poll"]
+            assert status["status"] == "degraded"  # 2026-11-21 is long overdue on the real clock
+            assert any(str(n["key"]).startswith("late:") for n in status["notices"])  # type: ignore[union-attr]
+            metrics = httpx.get(f"http://127.0.0.1:{port}/metrics", timeout=2).text
+            assert 'rankbot_polls_total{outcome="ok"}' in metrics
+            assert 'rankbot_outbox_rows{destination_kind="webhook",state="sent"} 3.0' in metrics
+            assert 'rankbot_deliveries_total{destination_kind="webhook",outcome="sent"} 3.0' in metrics
+            assert "rankbot_last_successful_poll_timestamp_seconds" in metrics
+        finally:
+            code, log = stop(service)
+    assert code == 0, log
+    assert "stopped cleanly" in log
+    assert WEBHOOK_SECRET not in log
+    engine = engine_for(f"sqlite:///{database}")
+    assert DeliveryStore(engine).backlog()["sending"] == 0
+    engine.dispose()
+
+
+def test_a_second_instance_takes_over_the_scheduler_on_postgres(tmp_path: Path, openrouter: FakeOpenRouter) -> None:
+    url = fresh_postgres_url()
+    ports = [free_port(), free_port()]
+    configs = [
+        write_config(tmp_path / f"config-{n}.toml", openrouter=openrouter.url, database_url=url, port=port, outputs=[])
+        for n, port in enumerate(ports)
+    ]
+    processes = [start(config, "run", cwd=tmp_path) for config in configs]
+    try:
+        for port in ports:
+            wait_for(lambda port=port: health(port), what=f"instance on port {port}")
+        leaders = wait_for(
+            lambda: [health(port)["leader"] for port in ports] if sum(health(p)["leader"] for p in ports) else None,
+            what="a leader",
+        )
+        assert sorted(leaders) == [False, True]  # type: ignore[arg-type]
+        leader = leaders.index(True)  # type: ignore[attr-defined]
+        processes[leader].kill()  # kill -9: the advisory lock goes with its connection
+        processes[leader].communicate(timeout=10)
+        survivor = ports[1 - leader]
+        wait_for(lambda: health(survivor)["leader"], timeout=30, what="the survivor to lead")
+    finally:
+        for process in processes:
+            if process.poll() is None:
+                stop(process)
+
+
+def test_kill_9_during_a_fan_out_loses_nothing_and_duplicates_nothing(
+    tmp_path: Path, history: SyntheticHistory
+) -> None:
+    """`rankbot outbox send` is killed with SIGKILL at a random moment after its first deliveries arrive, while it
+    fans 10 digests out to 20 webhooks, then restarted, 20 times. Destinations with a delivery check end with
+    exactly one copy of each digest; the two without one end with at least one (never zero)."""
+    rng = random.Random(2026)
+    database = f"sqlite:///{tmp_path / 'crash.db'}"
+    with FakeWebhook(secret=WEBHOOK_SECRET, delay=(0.03, 0.08)) as webhook:
+        outputs = [hook_output(webhook, f"d{n:02}", check=n >= 2) for n in range(20)]
+        config = write_config(
+            tmp_path / "config.toml",
+            openrouter="http://127.0.0.1:9",
+            database_url=database,
+            port=0,
+            outputs=outputs,
+            worker_concurrency=3,
+            worker_batch=6,
+            delivery_base_seconds=0,
+            delivery_cap_seconds=0,
+        )
+        assert finish(config, "outbox", "send", cwd=tmp_path)[0] == 0  # creates the destinations
+        engine = engine_for(database)
+        upgrade_database(engine)
+        store = DeliveryStore(engine)
+        messages = [
+            message_for(build_digest("day", history.days, {}, DigestSettings(), end=s.day)) for s in history.days[-10:]
+        ]
+        for message in messages:
+            store.queue(message, [(str(o["name"]), Variant.FULL) for o in outputs])
+        kills = 0
+        for _ in range(20):
+            arrived = len(webhook.received)
+            process = start(config, "outbox", "send", cwd=tmp_path)
+            deadline = time.monotonic() + 20
+            while len(webhook.received) == arrived and process.poll() is None and time.monotonic() < deadline:
+                time.sleep(0.01)
+            time.sleep(rng.uniform(0, 0.3))
+            if process.poll() is None:
+                process.kill()
+                kills += 1
+            process.communicate(timeout=30)
+        for _ in range(3):
+            code, _, err = finish(config, "outbox", "send", cwd=tmp_path)
+            assert code == 0, err
+        backlog = store.backlog()
+        engine.dispose()
+    assert kills == 20, "every kill should land while deliveries are in flight"
+    assert backlog == {"pending": 0, "sending": 0, "sent": 200, "failed": 0, "dead": 0}
+    copies = webhook.copies()
+    for output in outputs:
+        name = str(output["name"])
+        for message in messages:
+            count = copies[(name, f"{message.id}/{name}")]
+            assert count == 1 if output.get("status_url") else count >= 1, (name, message.id, count)
+
+
+def test_outbox_commands_list_retry_and_requeue_dead(tmp_path: Path, history: SyntheticHistory) -> None:
+    database = f"sqlite:///{tmp_path / 'ops.db'}"
+    with FakeWebhook(secret=WEBHOOK_SECRET) as webhook:
+        config = write_config(
+            tmp_path / "config.toml",
+            openrouter="http://127.0.0.1:9",
+            database_url=database,
+            port=0,
+            outputs=[hook_output(webhook, "hook")],
+            delivery_attempts=1,
+        )
+        assert finish(config, "outbox", "send", cwd=tmp_path)[0] == 0
+        engine = engine_for(database)
+        store = DeliveryStore(engine)
+        message = message_for(build_digest("day", history.days, {}, DigestSettings()))
+        store.queue(message, [("hook", Variant.FULL)])
+        webhook.script("hook", Scripted(503, body="maintenance"))
+        assert "dead 1" in finish(config, "outbox", "send", cwd=tmp_path)[1]
+        _, out, _ = finish(config, "outbox", "list", "--state", "dead", cwd=tmp_path)
+        assert "dead 1" in out and "gave up after 1 tries: HTTP 503: maintenance" in out
+        _, out, _ = finish(config, "outbox", "requeue-dead", "--destination", "hook", cwd=tmp_path)
+        assert "requeued 1 dead row(s)" in out
+        assert finish(config, "outbox", "send", cwd=tmp_path)[0] == 0
+        [entry] = store.entries()
+        assert entry.state is DeliveryState.SENT
+        code, _, err = finish(config, "outbox", "retry", "999", cwd=tmp_path)
+        assert code == 1 and "no failed or dead outbox row 999" in err
+        engine.dispose()
+        assert len(webhook.to("hook")) == 1
+
+
+def test_run_refuses_to_start_without_a_named_secret(tmp_path: Path) -> None:
+    config = write_config(
+        tmp_path / "config.toml",
+        openrouter="http://127.0.0.1:9",
+        database_url=f"sqlite:///{tmp_path / 'x.db'}",
+        port=0,
+        outputs=[{"name": "hook", "kind": "webhook", "url": "http://127.0.0.1:9/h", "secret_env": "NOT_SET_ANYWHERE"}],
+    )
+    code, _, err = finish(config, "run", cwd=tmp_path)
+    assert code == 1
+    assert "outputs 'hook' needs the environment variable NOT_SET_ANYWHERE" in err
