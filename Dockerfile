@@ -1,4 +1,4 @@
-# rankbot: slim Python, non-root, config and data as volumes.
+# rankbot: slim Python, non-root, config and data as volumes. `docker compose up` runs it with PostgreSQL.
 FROM python:3.11-slim
 
 ENV PYTHONDONTWRITEBYTECODE=1 PYTHONUNBUFFERED=1 PIP_NO_CACHE_DIR=1
@@ -12,8 +12,12 @@ RUN pip install '.[postgres]' && useradd --create-home --uid 10001 rankbot && mk
 
 USER rankbot
 WORKDIR /home/rankbot
-# Mount config.toml at /config/config.toml; the database and digests land in the /data and /out volumes.
-ENV RANKBOT_STORAGE_DATABASE_URL=sqlite:////data/rankbot.db RANKBOT_OUTPUT_DIRECTORY=/out
+# Mount config.toml at /config/config.toml; the SQLite database and the file outputs land in /data and /out.
+ENV RANKBOT_STORAGE_DATABASE_URL=sqlite:////data/rankbot.db RANKBOT_OUTPUT_DIRECTORY=/out \
+    RANKBOT_SERVICE_HOST=0.0.0.0 RANKBOT_SERVICE_PORT=8080
 VOLUME ["/data", "/out", "/config"]
+EXPOSE 8080
+HEALTHCHECK --interval=30s --timeout=5s --start-period=30s --retries=3 \
+    CMD ["python", "-c", "import urllib.request; urllib.request.urlopen('http://127.0.0.1:8080/healthz', timeout=4)"]
 ENTRYPOINT ["rankbot"]
-CMD ["poll", "--config", "/config/config.toml"]
+CMD ["run", "--config", "/config/config.toml"]

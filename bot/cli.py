@@ -237,6 +237,8 @@ def run_command(config: ConfigOption = None) -> None:
     if problems:
         fail("; ".join(problems))
     logging.getLogger().setLevel(logging.INFO)
+    for chatty in ("apscheduler", "alembic", "httpx"):
+        logging.getLogger(chatty).setLevel(logging.WARNING)
     run(lambda: run_service(settings, os.environ))
 
 

@@ -140,6 +140,9 @@ class Service:
         started = time.monotonic()
         try:
             report = await pipeline.poll_into(parts.repo, parts.settings, parts.environ, self.now().date())
+        except asyncio.CancelledError:
+            log.info("poll interrupted by shutdown; nothing half-stored (each window is one transaction)")
+            return
         except SourceError as error:
             parts.metrics.polls.labels("error").inc()
             log.warning("poll failed: %s", error)
