@@ -13,7 +13,22 @@ import pytest
 from bot.demo.server import FakeOpenRouter
 from tests.conftest import API_KEY, KEY_ENV
 
-COMMANDS = [[], ["poll"], ["backfill"], ["digest"], ["demo"], ["db"], ["db", "upgrade"], ["check-config"]]
+COMMANDS = [
+    [],
+    ["poll"],
+    ["backfill"],
+    ["digest"],
+    ["demo"],
+    ["db"],
+    ["db", "upgrade"],
+    ["check-config"],
+    ["run"],
+    ["outbox"],
+    ["outbox", "list"],
+    ["outbox", "retry"],
+    ["outbox", "requeue-dead"],
+    ["outbox", "send"],
+]
 
 
 def rankbot(*args: str, cwd: Path, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
@@ -42,7 +57,7 @@ def test_every_command_has_help(command: list[str], tmp_path: Path) -> None:
     result = rankbot(*command, "--help", cwd=tmp_path)
     assert result.returncode == 0, result.stderr
     assert "Usage:" in result.stdout
-    if command and command != ["db"]:
+    if command not in ([], ["db"], ["outbox"]):
         assert "--config" in result.stdout
 
 
@@ -119,5 +134,7 @@ def test_demo_runs_offline_and_fills_out(tmp_path: Path) -> None:
     assert "weekly digest" in result.stdout and "(UTC, complete)" in result.stdout
     assert "Licensed under CC BY 4.0." in result.stdout
     assert "restated: " in result.stderr and "restated: nothing" not in result.stderr
+    assert "sent 1 to a signed local webhook, which received day:" in result.stderr
+    assert "/demo-webhook ×1" in result.stderr
     files = sorted(p.suffix for p in (tmp_path / "out").iterdir())
     assert files == [".json", ".json", ".md", ".md", ".txt", ".txt"]

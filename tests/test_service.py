@@ -316,3 +316,34 @@ def test_run_refuses_to_start_without_a_named_secret(tmp_path: Path) -> None:
     code, _, err = finish(config, "run", cwd=tmp_path)
     assert code == 1
     assert "outputs 'hook' needs the environment variable NOT_SET_ANYWHERE" in err
+
+
+def test_sigterm_during_a_fan_out_leaves_no_row_in_sending(tmp_path: Path, history: SyntheticHistory) -> None:
+    database = f"sqlite:///{tmp_path / 'term.db'}"
+    with FakeWebhook(secret=WEBHOOK_SECRET, delay=(0.15, 0.25)) as webhook:
+        outputs = [hook_output(webhook, f"d{n}") for n in range(10)]
+        config = write_config(
+            tmp_path / "config.toml",
+            openrouter="http://127.0.0.1:9",
+            database_url=database,
+            port=free_port(),
+            outputs=outputs,
+            worker_concurrency=2,
+            worker_batch=10,
+        )
+        assert finish(config, "outbox", "send", cwd=tmp_path)[0] == 0
+        engine = engine_for(database)
+        store = DeliveryStore(engine)
+        for snapshot in history.days[-3:]:
+            message = message_for(build_digest("day", history.days, {}, DigestSettings(), end=snapshot.day))
+            store.queue(message, [(str(o["name"]), Variant.FULL) for o in outputs])
+        service = start(config, "run", cwd=tmp_path)
+        wait_for(lambda: webhook.received, what="the first delivery")
+        code, log = stop(service)
+        backlog = store.backlog()
+        assert code == 0, log
+        assert backlog["sending"] == 0 and 0 < backlog["sent"] < 30, backlog
+        assert finish(config, "outbox", "send", cwd=tmp_path)[0] == 0
+        assert store.backlog()["sent"] == 30
+        engine.dispose()
+        assert set(webhook.copies().values()) == {1} and len(webhook.copies()) == 30

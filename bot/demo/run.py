@@ -13,14 +13,23 @@ import os
 from datetime import UTC, datetime, time, timedelta
 from pathlib import Path
 
+import httpx
 from rich.console import Console
 
 from bot import pipeline
 from bot.config import Settings
 from bot.demo.generator import generate_history
+from bot.demo.receiver import FakeWebhook
 from bot.demo.server import FakeOpenRouter
+from bot.outbox import OutboxWorker
 from bot.outputs import rendered, write_digest_files
+from bot.planner import Planner
+from bot.publishers.registry import Publishers, publisher_factories
+from digests.delivery import Destination, RetrySchedule, Subscription
 from digests.model import OTHER
+from storage.delivery import DeliveryStore
+from storage.engine import engine_for
+from storage.repository import Repository
 
 DEMO_KEY_ENV = "RANKBOT_DEMO_OPENROUTER_KEY"
 DEMO_KEY = "demo-key-not-a-secret"
@@ -37,6 +46,48 @@ def demo_settings(base: Settings, base_url: str, data_dir: Path, out_dir: Path, 
     return base.model_copy(update={"openrouter": openrouter, "storage": storage, "output": output})
 
 
+class DemoOutbox:
+    """The service's delivery path, offline: plan what the new day needs, then deliver it through the outbox to
+    a signed webhook on 127.0.0.1."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.engine = engine_for(settings.storage.database_url)
+        self.repo = Repository(self.engine)
+        self.store = DeliveryStore(self.engine)
+        self.planner = Planner(self.repo, self.store, settings.digest.settings())
+        self.receiver = FakeWebhook(secret=DEMO_KEY).__enter__()
+        target = {"url": self.receiver.hook_url("demo"), "secret_env": DEMO_KEY_ENV}
+        target["status_url"] = self.receiver.status_url("demo")
+        self.store.sync_destinations(
+            [Destination("demo-webhook", "webhook", target, Subscription(notable_only=False, quiet_day="line"))],
+            origin="demo",
+        )
+
+    def plan(self) -> list[str]:
+        return self.planner.plan(datetime.now(UTC)).queued
+
+    def deliver(self) -> str:
+        queued = self.plan()
+
+        async def send() -> int:
+            async with httpx.AsyncClient(trust_env=False) as client:
+                publishers = Publishers(publisher_factories(client), {DEMO_KEY_ENV: DEMO_KEY})
+                worker = OutboxWorker(self.store, publishers, RetrySchedule(), name="demo")
+                return (await worker.drain()).sent
+
+        try:
+            sent = asyncio.run(send())
+            copies = sorted(self.receiver.copies().items())
+        finally:
+            self.receiver.__exit__()
+            self.engine.dispose()
+        arrived = ", ".join(f"{key[1]} ×{count}" for key, count in copies) or "nothing"
+        return (
+            f"demo: outbox queued {', '.join(queued) or 'nothing'}; sent {sent} to a signed local webhook, "
+            f"which received {arrived}"
+        )
+
+
 def run_demo(base: Settings, out_dir: Path, data_dir: Path, out: Console, err: Console) -> None:
     today = datetime.now(UTC).date()
     history = generate_history(end=today - timedelta(days=1), days=DAYS)
@@ -51,6 +102,8 @@ def run_demo(base: Settings, out_dir: Path, data_dir: Path, out: Console, err: C
         api = demo_settings(base, server.url, data_dir, out_dir, "api")
         since = history.days[0].day
         report = asyncio.run(pipeline.backfill(api, environ, since, today))
+        outbox = DemoOutbox(api)
+        outbox.plan()  # the first run is the baseline: nothing is published for past days
         err.print(
             f"demo: backfill via the keyed Data API stored {len(report.stored)} complete days "
             f"({len(server.requests_to('rankings-daily'))} request(s))",
@@ -72,6 +125,7 @@ def run_demo(base: Settings, out_dir: Path, data_dir: Path, out: Console, err: C
         stored = ", ".join(d.isoformat() for d in report.stored) or "nothing"
         revised = ", ".join(d.isoformat() for d in report.revised) or "nothing"
         err.print(f"demo: poll via the keyless exports stored {stored}; restated: {revised}", highlight=False)
+        err.print(outbox.deliver(), highlight=False)
     written: list[Path] = []
     for kind in ("day", "week"):
         built = pipeline.digest_for(exports, kind)
