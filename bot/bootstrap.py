@@ -50,24 +50,31 @@ def http_client(settings: Settings) -> httpx.AsyncClient:
     )
 
 
-def fetcher_for(client: httpx.AsyncClient, settings: Settings, sleep: Sleep = asyncio.sleep) -> Fetcher:
+def request_budget(settings: Settings, sleep: Sleep = asyncio.sleep) -> RequestBudget:
+    """OpenRouter's published request limits; the service keeps one across its polls."""
+    return RequestBudget(settings.openrouter.requests_per_minute, settings.openrouter.requests_per_day, sleep=sleep)
+
+
+def fetcher_for(
+    client: httpx.AsyncClient, settings: Settings, sleep: Sleep = asyncio.sleep, budget: RequestBudget | None = None
+) -> Fetcher:
     config = settings.openrouter
     return Fetcher(
         client,
         RetryPolicy(config.retry_attempts, config.retry_base_seconds, config.retry_cap_seconds),
-        RequestBudget(config.requests_per_minute, config.requests_per_day, sleep=sleep),
+        budget or request_budget(settings, sleep),
         sleep=sleep,
     )
 
 
 @asynccontextmanager
 async def open_sources(
-    settings: Settings, environ: Mapping[str, str], sleep: Sleep = asyncio.sleep
+    settings: Settings, environ: Mapping[str, str], sleep: Sleep = asyncio.sleep, budget: RequestBudget | None = None
 ) -> AsyncIterator[Sources]:
     """The keyed Data API when a key is configured, else the keyless exports; plus the model catalogue."""
     kind = settings.source_kind(environ)
     async with http_client(settings) as client:
-        fetcher = fetcher_for(client, settings, sleep)
+        fetcher = fetcher_for(client, settings, sleep, budget)
         rankings: RankingsSource
         if kind == "api":
             key = settings.api_key(environ)

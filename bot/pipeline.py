@@ -16,6 +16,7 @@ from bot.poller import PollReport, collect, poll_once
 from bot.sources.batch import SourceBatch
 from bot.sources.errors import SourceError
 from bot.sources.exports import FIRST_DATED_SNAPSHOT
+from bot.sources.retry import RequestBudget
 from digests.digest import Digest, build_digest
 from storage.repository import Repository
 
@@ -34,10 +35,17 @@ async def refresh_catalogue(sources: Sources, repo: Repository, report: PollRepo
         repo.replace_models(models)
 
 
-async def poll_into(repo: Repository, settings: Settings, environ: Mapping[str, str], today: date) -> PollReport:
-    """One poll into an open repository (the service keeps one open)."""
+async def poll_into(
+    repo: Repository,
+    settings: Settings,
+    environ: Mapping[str, str],
+    today: date,
+    budget: RequestBudget | None = None,
+) -> PollReport:
+    """One poll into an open repository. The service keeps the repository and the request ``budget`` open
+    across polls, so OpenRouter's limits hold however often it polls."""
     config = settings.openrouter
-    async with open_sources(settings, environ) as sources:
+    async with open_sources(settings, environ, budget=budget) as sources:
         report = await poll_once(
             sources.rankings, repo, today=today, min_rows=config.min_rows, refetch_days=config.refetch_days
         )

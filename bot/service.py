@@ -29,6 +29,7 @@ from apscheduler.triggers.cron import CronTrigger
 from apscheduler.triggers.interval import IntervalTrigger
 
 from bot import pipeline
+from bot.bootstrap import request_budget
 from bot.config import ConsoleOutput, FileOutput, Settings, WebhookOutput
 from bot.leadership import Leadership, SqliteInstanceLock
 from bot.metrics import Metrics
@@ -132,14 +133,14 @@ class Service:
         self.now = now
         self.scheduler = AsyncIOScheduler(timezone=UTC)
         self.stopping = asyncio.Event()
-        self.started_at = time.time()
+        self.budget = request_budget(parts.settings)
 
     # -- jobs --------------------------------------------------------------------------------------------
     async def poll(self) -> None:
         parts = self.parts
         started = time.monotonic()
         try:
-            report = await pipeline.poll_into(parts.repo, parts.settings, parts.environ, self.now().date())
+            report = await pipeline.poll_into(parts.repo, parts.settings, parts.environ, self.now().date(), self.budget)
         except asyncio.CancelledError:
             log.info("poll interrupted by shutdown; nothing half-stored (each window is one transaction)")
             return
@@ -154,7 +155,9 @@ class Service:
         stored = [*report.stored, *report.revised]
         if stored:
             log.info("poll stored %s", ", ".join(day.isoformat() for day in sorted(stored)))
-            rows = sum(len(snapshot.rows) for snapshot in parts.repo.days() if snapshot.day in set(stored))
+            changed = set(stored)
+            window = await asyncio.to_thread(parts.repo.days, min(changed), max(changed))
+            rows = sum(len(snapshot.rows) for snapshot in window if snapshot.day in changed)
             parts.metrics.rows_stored.inc(rows)
         await asyncio.to_thread(parts.store.set_state, LAST_POLL, self.now().isoformat())
         await self.plan()
