@@ -4,7 +4,8 @@ point at them, and a recording ``sleep`` so retry tests run fast and can assert 
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator
+import threading
+from collections.abc import Callable, Iterator
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -147,3 +148,18 @@ def hook_destination(webhook: FakeWebhook, name: str, check: bool = True, **subs
     if check:
         target["status_url"] = webhook.status_url(name)
     return Destination(name, "webhook", target, Subscription(**subscription))
+
+
+def run_together(count: int, work: Callable[[], None]) -> None:
+    """Run ``work`` in ``count`` threads released at the same moment (a barrier), and wait for all of them."""
+    barrier = threading.Barrier(count)
+
+    def released() -> None:
+        barrier.wait()
+        work()
+
+    threads = [threading.Thread(target=released) for _ in range(count)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()

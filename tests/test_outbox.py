@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import asyncio
 import random
-import threading
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from datetime import timedelta
@@ -29,7 +28,7 @@ from digests.model import DigestSettings
 from storage.delivery import DeliveryStore
 from storage.engine import engine_for
 from storage.repository import Repository
-from tests.conftest import SECRET_ENV, WEBHOOK_SECRET, Clock, hook_destination
+from tests.conftest import SECRET_ENV, WEBHOOK_SECRET, Clock, hook_destination, run_together
 
 ENVIRON = {SECRET_ENV: WEBHOOK_SECRET}
 
@@ -88,22 +87,16 @@ def test_overlapping_queueing_threads_make_one_copy(
     store.sync_destinations(destinations)
     [message] = day_messages(history, 1)
     url = store.engine.url.render_as_string(hide_password=False)
-    barrier = threading.Barrier(8)
     added: list[int] = []
 
     def tick() -> None:
         engine = engine_for(url)
         try:
-            barrier.wait()
             added.append(DeliveryStore(engine).queue(message, [(d.name, Variant.FULL) for d in destinations]))
         finally:
             engine.dispose()
 
-    threads = [threading.Thread(target=tick) for _ in range(8)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
+    run_together(8, tick)
     assert sorted(added) == [0] * 7 + [3]
     assert states(store) == {"pending": 3}
 

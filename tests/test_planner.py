@@ -3,7 +3,6 @@ weekly digests with catch-up after downtime, corrections after restatements, ove
 
 from __future__ import annotations
 
-import threading
 from datetime import UTC, date, datetime, time, timedelta
 
 from bot.demo.generator import SyntheticHistory
@@ -13,7 +12,7 @@ from digests.model import DaySnapshot, DigestSettings
 from storage.delivery import DeliveryStore
 from storage.engine import engine_for
 from storage.repository import Repository
-from tests.conftest import Clock
+from tests.conftest import Clock, run_together
 
 SUBSCRIBERS = [
     Destination("everything", "console", {}, Subscription(notable_only=False)),
@@ -88,23 +87,17 @@ def test_overlapping_ticks_for_the_same_day_produce_one_digest(
     new = redated(history.days[-1], history.days[-1].day + timedelta(days=1), swap=(0, 3))
     repo.add_day(new)
     url = repo.engine.url.render_as_string(hide_password=False)
-    barrier = threading.Barrier(4)
     queued: list[list[str]] = []
 
     def tick() -> None:
         engine = engine_for(url)
         try:
             planner = Planner(Repository(engine), DeliveryStore(engine, now=clock), DigestSettings())
-            barrier.wait()
             queued.append(planner.plan(clock.now).queued)
         finally:
             engine.dispose()
 
-    threads = [threading.Thread(target=tick) for _ in range(4)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
+    run_together(4, tick)
     message_id = f"day:{new.day}:r1"
     assert [m.id for m in store.messages()] == [message_id]
     assert sorted(len(names) for names in queued) == [0, 0, 0, 1]

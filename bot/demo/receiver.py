@@ -56,15 +56,11 @@ class FakeWebhook:
         self._scripts: dict[str, deque[Scripted]] = {}
         self._lock = threading.Lock()
         self._rng = random.Random(seed)
-        self._server = LoopbackServer(_handler_for(self))
-        self._thread = threading.Thread(
-            target=self._server.serve_forever, kwargs={"poll_interval": 0.05}, name="fake-webhook", daemon=True
-        )
+        self._server = LoopbackServer(_handler_for(self), "fake-webhook")
 
     @property
     def url(self) -> str:
-        host, port = self._server.server_address[:2]
-        return f"http://{host!s}:{port}"
+        return self._server.url
 
     def hook_url(self, name: str) -> str:
         return f"{self.url}/hook/{name}"
@@ -73,12 +69,11 @@ class FakeWebhook:
         return f"{self.url}/status/{name}"
 
     def __enter__(self) -> FakeWebhook:
-        self._thread.start()
+        self._server.start()
         return self
 
     def __exit__(self, *_: object) -> None:
-        self._server.shutdown()
-        self._server.server_close()
+        self._server.stop()
 
     def script(self, name: str, *answers: Scripted) -> None:
         """Answer the next POSTs to ``name`` with ``answers``, in order, then 200 again."""
