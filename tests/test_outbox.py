@@ -10,7 +10,6 @@ from contextlib import asynccontextmanager
 from datetime import timedelta
 
 import httpx
-import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
@@ -26,9 +25,9 @@ from digests.digest import build_digest
 from digests.messages import message_for, notice_message
 from digests.model import DigestSettings
 from storage.delivery import DeliveryStore
-from storage.engine import engine_for
+from storage.engine import engine_for, upgrade_database
 from storage.repository import Repository
-from tests.conftest import SECRET_ENV, WEBHOOK_SECRET, Clock, hook_destination, run_together
+from tests.conftest import SECRET_ENV, WEBHOOK_SECRET, Clock, fresh_postgres_url, hook_destination, run_together
 
 ENVIRON = {SECRET_ENV: WEBHOOK_SECRET}
 
@@ -284,12 +283,11 @@ def test_retry_limit() -> None:
     assert [schedule.exhausted(n) for n in (1, 2, 3, 4)] == [False, False, True, True]
 
 
-async def test_four_workers_deliver_a_thousand_rows_exactly_once_on_postgres(
-    database_url: str, repo: Repository, webhook: FakeWebhook
-) -> None:
-    if not database_url.startswith("postgresql"):
-        pytest.skip("several workers on one database is the PostgreSQL deployment")
-    store = DeliveryStore(repo.engine)
+async def test_four_workers_deliver_a_thousand_rows_exactly_once_on_postgres(webhook: FakeWebhook) -> None:
+    database_url = fresh_postgres_url()
+    engine = engine_for(database_url)
+    upgrade_database(engine)
+    store = DeliveryStore(engine)
     destinations = [hook_destination(webhook, f"d{i}", check=False) for i in range(10)]
     store.sync_destinations(destinations)
     from datetime import UTC, datetime
@@ -320,3 +318,4 @@ async def test_four_workers_deliver_a_thousand_rows_exactly_once_on_postgres(
     copies = webhook.copies()
     assert len(copies) == 1000 and set(copies.values()) == {1}
     assert store.backlog()["sent"] == 1000
+    engine.dispose()
