@@ -24,7 +24,7 @@ from rich.table import Table
 from bot import pipeline
 from bot.config import ConfigError, Settings, load_settings
 from bot.leadership import InstanceLockedError
-from bot.outputs import rendered, write_digest_files
+from bot.outputs import rendered, write_charts, write_digest_files
 from bot.poller import PollReport
 from bot.sources.batch import SourceBatch
 from bot.sources.errors import SourceError
@@ -171,9 +171,13 @@ def digest(
     except NoDataError as error:
         fail(str(error))
     if settings.output.console or dry_run:
-        sys.stdout.write(rendered(built, fmt.value))
+        sys.stdout.write(rendered(built.digest, fmt.value))
     if not dry_run:
-        for path in write_digest_files(built, settings.output.directory, settings.output.formats):
+        directory = settings.output.directory
+        written = write_digest_files(built.digest, directory, settings.output.formats)
+        if settings.output.charts:
+            written += write_charts(built.digest, built.history, built.catalogue, directory)
+        for path in written:
             err.print(f"wrote {path}", highlight=False)
 
 

@@ -82,6 +82,7 @@ class OutputConfig(_Section):
     directory: Path = Path("out")
     console: bool = True
     formats: tuple[Literal["text", "markdown", "json"], ...] = ("text", "markdown", "json")
+    charts: bool = True
 
 
 def _valid_cron(value: str) -> str:

@@ -1,4 +1,4 @@
-"""The embedded default outputs: the console and one file per digest and format under ``./out/``.
+"""The embedded default outputs: the console and one file per digest and format under ``./out/``, plus charts.
 
 Files are written atomically (a temporary file renamed into place), so a crash never leaves half a digest.
 """
@@ -7,11 +7,13 @@ from __future__ import annotations
 
 import json
 import os
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 
 from digests.digest import Digest
 from digests.export import digest_document
+from digests.model import DaySnapshot, ModelInfo
+from digests.series import bump_series, share_series, sparkline
 from digests.text import render_text
 
 EXTENSIONS = {"text": "txt", "markdown": "md", "json": "json"}
@@ -40,6 +42,29 @@ def write_atomically(path: Path, content: str | bytes) -> None:
         handle.flush()
         os.fsync(handle.fileno())
     temporary.replace(path)
+
+
+def write_charts(
+    digest: Digest, history: Sequence[DaySnapshot], catalogue: Mapping[str, ModelInfo], directory: Path
+) -> list[Path]:
+    """The digest's bump chart and share chart, and a sparkline of its #1, each as PNG with its alt text beside it
+    (``….alt.txt``)."""
+    from digests.charts import bump_chart, share_chart, sparkline_chart
+
+    stem = f"{digest.kind}-{digest.period.slug()}"
+    charts = {
+        f"{stem}-bump": bump_chart(bump_series(digest, history)),
+        f"{stem}-share": share_chart(share_series(digest, history)),
+    }
+    if digest.rows:
+        leader = digest.rows[0].permaslug
+        charts[f"{stem}-sparkline-1"] = sparkline_chart(sparkline(leader, history, catalogue, digest.period.last))
+    written = []
+    for name, chart in charts.items():
+        write_atomically(directory / f"{name}.png", chart.png)
+        write_atomically(directory / f"{name}.alt.txt", chart.alt + "\n")
+        written += [directory / f"{name}.png", directory / f"{name}.alt.txt"]
+    return written
 
 
 def write_digest_files(digest: Digest, directory: Path, formats: Iterable[str]) -> list[Path]:

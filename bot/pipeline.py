@@ -8,6 +8,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable, Mapping
 from contextlib import closing
+from dataclasses import dataclass
 from datetime import date
 
 from bot.bootstrap import Sources, open_repository, open_sources
@@ -18,6 +19,7 @@ from bot.sources.errors import SourceError
 from bot.sources.exports import FIRST_DATED_SNAPSHOT
 from bot.sources.retry import RequestBudget
 from digests.digest import Digest, build_digest
+from digests.model import DaySnapshot, ModelInfo
 from storage.repository import Repository
 
 log = logging.getLogger(__name__)
@@ -87,7 +89,17 @@ async def backfill(
     return report
 
 
-def digest_for(settings: Settings, kind: str, day: date | None = None) -> Digest:
+@dataclass(frozen=True)
+class Built:
+    """A digest with the history and catalogue it was built from (the charts need them)."""
+
+    digest: Digest
+    history: tuple[DaySnapshot, ...]
+    catalogue: dict[str, ModelInfo]
+
+
+def digest_for(settings: Settings, kind: str, day: date | None = None) -> Built:
     """The ``day`` or ``week`` digest ending at ``day`` (default: the latest stored complete day)."""
     with closing(open_repository(settings)) as repo:
-        return build_digest(kind, repo.days(end=day), repo.models(), settings.digest.settings(), end=day)
+        history, catalogue = repo.history(end=day), repo.models()
+    return Built(build_digest(kind, history, catalogue, settings.digest.settings(), end=day), history, catalogue)

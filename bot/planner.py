@@ -69,7 +69,7 @@ class _History:
     @property
     def days(self) -> tuple[DaySnapshot, ...]:
         if self._days is None:
-            self._days = self.repo.days()
+            self._days = self.repo.history()
         return self._days
 
     @property

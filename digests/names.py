@@ -10,6 +10,7 @@ import re
 from collections.abc import Mapping
 
 from digests.model import OTHER, ModelInfo
+from digests.safety import display_text
 
 _DATE_SUFFIX = re.compile(r"-(20[0-9]{6})$")
 
@@ -61,5 +62,9 @@ def model_info(permaslug: str, catalogue: Mapping[str, ModelInfo]) -> ModelInfo:
 
 
 def display_name(info: ModelInfo) -> str:
-    """The name shown to people: the catalogue (or derived) name plus variant tags, ``Step 3.5 Flash [free]``."""
-    return info.name + "".join(f" [{tag}]" for tag in variant_tags(info.permaslug))
+    """The name shown to people: the catalogue (or derived) name plus variant tags, ``Step 3.5 Flash [free]``.
+
+    Names come from the source, so they are neutralised for display (``safety.display_text``); the stored value
+    is unchanged."""
+    tags = "".join(f" [{display_text(tag, 20)}]" for tag in variant_tags(info.permaslug))
+    return display_text(info.name) + tags

@@ -6,23 +6,20 @@ their unit and period, the caveats with a link, the attribution line, and why ea
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 from digests.digest import Digest, DigestRow
 from digests.names import display_name
 from digests.numbers import format_as_of, format_share, format_tokens
+from digests.safety import display_text, markdown_escape
 
 NAME_WIDTH = 40
 """Longest model name shown in a table cell; longer names are cut with an ellipsis."""
 
 
-def _cut(text: str, width: int = NAME_WIDTH) -> str:
-    return text if len(text) <= width else text[: width - 1] + "…"
-
-
 def _name(row_name: str, tags: Sequence[str]) -> str:
-    suffix = "".join(f" [{tag}]" for tag in tags)
-    return _cut(row_name, NAME_WIDTH - len(suffix)) + suffix
+    suffix = "".join(f" [{display_text(tag, 20)}]" for tag in tags)
+    return display_text(row_name, NAME_WIDTH - len(suffix)) + suffix
 
 
 def _heading(digest: Digest) -> str:
@@ -54,7 +51,7 @@ def _columns(digest: Digest) -> list[str]:
 
 def _cells(digest: Digest, row: DigestRow) -> list[str]:
     bound = "≥" if row.lower_bound else ""
-    cells = [str(row.rank), row.movement.marker, _name(row.info.name, row.tags), _cut(row.info.author, 20)]
+    cells = [str(row.rank), row.movement.marker, _name(row.info.name, row.tags), display_text(row.info.author, 20)]
     cells.append(bound + format_tokens(row.tokens))
     if digest.kind == "day":
         return [*cells, format_share(row.share), format_tokens(row.run_rate)]
@@ -87,22 +84,25 @@ def _aligned(table: list[list[str]]) -> list[str]:
 
 
 def _markdown_table(table: list[list[str]]) -> list[str]:
+    """Markdown table; the model and author cells (text from the source) are escaped."""
+
     def line(cells: list[str]) -> str:
-        return "| " + " | ".join(cell.replace("|", "\\|") for cell in cells) + " |"
+        escaped = [markdown_escape(c) if i in (2, 3) else c.replace("|", "\\|") for i, c in enumerate(cells)]
+        return "| " + " | ".join(escaped) + " |"
 
     return [line(table[0]), "|" + "|".join("---" for _ in table[0]) + "|", *(line(row) for row in table[1:])]
 
 
-def _highlights(digest: Digest) -> list[str]:
-    return [f"{c.title}: {digest.name_of(c.permaslug)} — {c.detail}" for c in digest.callouts]
+def _highlights(digest: Digest, shown: Callable[[str], str]) -> list[str]:
+    return [f"{c.title}: {shown(digest.name_of(c.permaslug))} — {c.detail}" for c in digest.callouts]
 
 
-def _alerts(digest: Digest) -> list[str]:
-    return [f"{digest.name_of(alert.permaslug)}: {alert.reason}" for alert in digest.alerts]
+def _alerts(digest: Digest, shown: Callable[[str], str]) -> list[str]:
+    return [f"{shown(digest.name_of(alert.permaslug))}: {alert.reason}" for alert in digest.alerts]
 
 
-def _dropped(digest: Digest) -> str:
-    names = [f"{display_name(d.info)} (was #{d.previous_rank})" for d in digest.dropped]
+def _dropped(digest: Digest, shown: Callable[[str], str]) -> str:
+    names = [f"{shown(display_name(d.info))} (was #{d.previous_rank})" for d in digest.dropped]
     return f"Dropped out of the top {digest.settings.list_size}: " + (", ".join(names) if names else "none")
 
 
@@ -123,15 +123,16 @@ def render_text(digest: Digest, *, markdown: bool = False) -> str:
     bullet = "- " if markdown else "  - "
     out: list[str] = [f"## {_heading(digest)}" if markdown else _heading(digest), ""]
     out += [line + ("  " if markdown else "") for line in _header_lines(digest)]
+    shown: Callable[[str], str] = markdown_escape if markdown else str
     sections: list[tuple[str, list[str]]] = [
-        ("Highlights", _highlights(digest) or ["No headline movements."]),
-        ("Why alerts fired", _alerts(digest) or ["Nothing notable under the current thresholds."]),
+        ("Highlights", _highlights(digest, shown) or ["No headline movements."]),
+        ("Why alerts fired", _alerts(digest, shown) or ["Nothing notable under the current thresholds."]),
     ]
     for title, items in sections:
         out += ["", f"### {title}" if markdown else f"{title}:", *(bullet + item for item in items)]
     out.append("")
     out += _markdown_table(_table(digest)) if markdown else _aligned(_table(digest))
-    out += ["", _dropped(digest), *_footnotes(digest)]
+    out += ["", _dropped(digest, shown), *_footnotes(digest)]
     out += ["", f"Caveats (full text: {digest.settings.caveats_url}):", *(bullet + c for c in digest.caveats)]
     out += ["", digest.attribution]
     return "\n".join(out) + "\n"

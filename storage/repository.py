@@ -17,13 +17,15 @@ from functools import partial
 from sqlalchemy import Engine, delete, insert, select, update
 from sqlalchemy.engine import Connection
 
+from digests.aliases import resolved, with_aliases
 from digests.model import OTHER, DaySnapshot, ModelInfo, ModelTokens
-from storage.tables import DayRevisionRecord, DayRowRecord, ModelRecord, SourceDayRecord
+from storage.tables import AliasRecord, DayRevisionRecord, DayRowRecord, ModelRecord, SourceDayRecord
 
 _DAY = SourceDayRecord.__table__  # type: ignore[attr-defined]  # SQLModel sets it at class creation
 _REVISION = DayRevisionRecord.__table__  # type: ignore[attr-defined]
 _ROW = DayRowRecord.__table__  # type: ignore[attr-defined]
 _MODEL = ModelRecord.__table__  # type: ignore[attr-defined]
+_ALIAS = AliasRecord.__table__  # type: ignore[attr-defined]
 
 
 class Outcome(StrEnum):
@@ -226,3 +228,27 @@ class Repository:
             )
             for row in found
         }
+
+    # -- aliases -----------------------------------------------------------------------------------------
+    def aliases(self) -> dict[str, str]:
+        """Old permaslug → new permaslug, as the operator linked them."""
+        with self.engine.connect() as connection:
+            rows = connection.execute(select(_ALIAS.c.old_permaslug, _ALIAS.c.new_permaslug)).all()
+        return {str(old): str(new) for old, new in rows}
+
+    def add_alias(self, old: str, new: str) -> None:
+        """Link ``old`` to ``new`` (replacing an earlier link of ``old``); raises ``AliasError`` on a loop."""
+        resolved({**self.aliases(), old: new})
+        with self.engine.begin() as connection:
+            connection.execute(delete(_ALIAS).where(_ALIAS.c.old_permaslug == old))
+            connection.execute(
+                insert(_ALIAS), [{"old_permaslug": old, "new_permaslug": new, "created_at": _utc(self._now())}]
+            )
+
+    def remove_alias(self, old: str) -> bool:
+        with self.engine.begin() as connection:
+            return connection.execute(delete(_ALIAS).where(_ALIAS.c.old_permaslug == old)).rowcount == 1
+
+    def history(self, end: date | None = None) -> tuple[DaySnapshot, ...]:
+        """Every stored day up to ``end`` with the operator's aliases applied: what digests and charts read."""
+        return with_aliases(self.days(end=end), self.aliases())

@@ -133,3 +133,13 @@ class ServiceStateRecord(SQLModel, table=True):
     key: str = Field(primary_key=True, max_length=64)
     value: str
     updated_at: datetime = Field(sa_column=Column(DateTime(timezone=True), nullable=False))
+
+
+class AliasRecord(SQLModel, table=True):
+    """An operator's link from an old permaslug to the new one after a rename."""
+
+    __tablename__ = "alias"
+
+    old_permaslug: str = Field(primary_key=True, max_length=255)
+    new_permaslug: str = Field(max_length=255)
+    created_at: datetime = Field(sa_column=Column(DateTime(timezone=True), nullable=False))

@@ -74,10 +74,12 @@ def test_poll_then_digest(fake: FakeOpenRouter, tmp_path: Path) -> None:
     assert document["kind"] == "week" and len(document["rows"]) == 50
     names = sorted(p.name for p in (tmp_path / "out").iterdir())
     week = document["period"]["source_days"]
-    assert names == [f"week-{week[0]}_{week[-1]}.{ext}" for ext in ("json", "md", "txt")]
+    stem = f"week-{week[0]}_{week[-1]}"
+    charts = [f"{stem}-{chart}.{ext}" for chart in ("bump", "share", "sparkline-1") for ext in ("alt.txt", "png")]
+    assert names == sorted([f"{stem}.{ext}" for ext in ("json", "md", "txt")] + charts)
     dry = rankbot("digest", "day", "--dry-run", "--day", week[-2], cwd=tmp_path, env=env)
     assert dry.returncode == 0 and f"Source day {week[-2]} (UTC, complete)" in dry.stdout
-    assert len(list((tmp_path / "out").iterdir())) == 3
+    assert len(list((tmp_path / "out").iterdir())) == 9  # --dry-run wrote nothing more
 
 
 def test_digest_without_data_is_one_clear_line(tmp_path: Path) -> None:
@@ -123,7 +125,7 @@ def test_backfill_rejects_a_bad_date(tmp_path: Path) -> None:
 
 def test_db_upgrade(tmp_path: Path) -> None:
     result = rankbot("db", "upgrade", cwd=tmp_path)
-    assert result.returncode == 0 and "revision 0002" in result.stdout
+    assert result.returncode == 0 and "revision 0003" in result.stdout
     assert (tmp_path / "data" / "rankbot.db").exists()
 
 
@@ -136,5 +138,18 @@ def test_demo_runs_offline_and_fills_out(tmp_path: Path) -> None:
     assert "restated: " in result.stderr and "restated: nothing" not in result.stderr
     assert "sent 1 to a signed local webhook, which received day:" in result.stderr
     assert "/demo-webhook ×1" in result.stderr
-    files = sorted(p.suffix for p in (tmp_path / "out").iterdir())
-    assert files == [".json", ".json", ".md", ".md", ".txt", ".txt"]
+    names = {p.name for p in (tmp_path / "out").iterdir()}
+    week = next(name.removesuffix(".json") for name in names if name.startswith("week-") and name.endswith(".json"))
+    for chart in ("bump", "share", "sparkline-1"):
+        assert f"{week}-{chart}.png" in names and f"{week}-{chart}.alt.txt" in names
+        assert (tmp_path / "out" / f"{week}-{chart}.png").read_bytes().startswith(b"\x89PNG")
+    alt = (tmp_path / "out" / f"{week}-bump.alt.txt").read_text()
+    assert alt.startswith("Bump chart: daily token rank of OpenRouter's top 10 models")
+    assert sorted(p.suffix for p in (tmp_path / "out").iterdir() if not p.name.endswith((".png", ".alt.txt"))) == [
+        ".json",
+        ".json",
+        ".md",
+        ".md",
+        ".txt",
+        ".txt",
+    ]

@@ -22,7 +22,7 @@ from bot.demo.generator import generate_history
 from bot.demo.receiver import FakeWebhook
 from bot.demo.server import FakeOpenRouter
 from bot.outbox import OutboxWorker
-from bot.outputs import rendered, write_digest_files
+from bot.outputs import rendered, write_charts, write_digest_files
 from bot.planner import Planner
 from bot.publishers.registry import Publishers, publisher_factories
 from digests.delivery import Destination, RetrySchedule, Subscription
@@ -129,6 +129,8 @@ def run_demo(base: Settings, out_dir: Path, data_dir: Path, out: Console, err: C
     written: list[Path] = []
     for kind in ("day", "week"):
         built = pipeline.digest_for(exports, kind)
-        written += write_digest_files(built, out_dir, exports.output.formats)
-    out.print(rendered(built, "text"), highlight=False, markup=False, soft_wrap=True)
+        written += write_digest_files(built.digest, out_dir, exports.output.formats)
+        if exports.output.charts:
+            written += write_charts(built.digest, built.history, built.catalogue, out_dir)
+    out.print(rendered(built.digest, "text"), highlight=False, markup=False, soft_wrap=True)
     err.print("demo: wrote " + ", ".join(str(path) for path in written), highlight=False)
