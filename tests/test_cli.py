@@ -13,6 +13,7 @@ import pytest
 from bot.demo.server import FakeOpenRouter
 from tests.conftest import API_KEY, KEY_ENV
 
+ROOT = Path(__file__).parent.parent
 COMMANDS = [
     [],
     ["poll"],
@@ -28,6 +29,15 @@ COMMANDS = [
     ["outbox", "retry"],
     ["outbox", "requeue-dead"],
     ["outbox", "send"],
+    ["rankings"],
+    ["rankings", "top"],
+    ["rankings", "movers"],
+    ["rankings", "model"],
+    ["rankings", "search"],
+    ["alias"],
+    ["alias", "add"],
+    ["alias", "list"],
+    ["alias", "remove"],
 ]
 
 
@@ -57,7 +67,7 @@ def test_every_command_has_help(command: list[str], tmp_path: Path) -> None:
     result = rankbot(*command, "--help", cwd=tmp_path)
     assert result.returncode == 0, result.stderr
     assert "Usage:" in result.stdout
-    if command not in ([], ["db"], ["outbox"]):
+    if command not in ([], ["db"], ["outbox"], ["rankings"], ["alias"]):
         assert "--config" in result.stdout
 
 
@@ -153,3 +163,47 @@ def test_demo_runs_offline_and_fills_out(tmp_path: Path) -> None:
         ".txt",
         ".txt",
     ]
+
+
+def test_commands_that_draw_nothing_do_not_import_matplotlib(tmp_path: Path) -> None:
+    code = "import sys, bot.cli, bot.service, bot.outputs, digests.charts; print('matplotlib' in sys.modules)"
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60, cwd=ROOT)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == "False"
+
+
+def test_rankings_and_alias_commands(tmp_path: Path) -> None:
+    from storage.engine import engine_for, upgrade_database
+    from storage.repository import Repository
+    from tests import handbuilt
+
+    database = f"sqlite:///{tmp_path / 'views.db'}"
+    engine = engine_for(database)
+    upgrade_database(engine)
+    repo = Repository(engine)
+    repo.add_days(handbuilt.history(), "api")
+    repo.replace_models(handbuilt.CATALOGUE.values())
+    engine.dispose()
+    env = {"RANKBOT_STORAGE_DATABASE_URL": database}
+    top = rankbot("rankings", "top", "-n", "3", cwd=tmp_path, env=env)
+    assert top.returncode == 0, top.stderr
+    assert "2  Rocket" in top.stdout and "Source day 2026-10-14 (UTC, complete)" in top.stdout
+    week = rankbot("rankings", "top", "--week", cwd=tmp_path, env=env).stdout
+    assert "tokens/day" in week and "Source days 2026-10-08 → 2026-10-14" in week
+    card = rankbot("rankings", "model", "rokcet", cwd=tmp_path, env=env)
+    assert "Rocket (newco/rocket) by NewCo" in card.stdout and "$140,000 – $560,000" in card.stdout
+    assert "Rocket" in rankbot("rankings", "search", "newco", cwd=tmp_path, env=env).stdout
+    assert "Movers on OpenRouter" in rankbot("rankings", "movers", cwd=tmp_path, env=env).stdout
+    missing = rankbot("rankings", "model", "zzzzqqq", cwd=tmp_path, env=env)
+    assert missing.returncode == 1 and "no stored model matches 'zzzzqqq'" in missing.stderr
+    before = rankbot("rankings", "model", "renamed", cwd=tmp_path, env=env).stdout
+    assert "in the top 50 on 7 of 13 stored days" in before
+    assert rankbot("alias", "add", "old/name-v1", "old/name-v2", cwd=tmp_path, env=env).returncode == 0
+    after = rankbot("rankings", "model", "renamed", cwd=tmp_path, env=env).stdout
+    assert "in the top 50 on 13 of 13 stored days" in after
+    loop = rankbot("alias", "add", "old/name-v2", "old/name-v1", cwd=tmp_path, env=env)
+    assert loop.returncode == 1 and "aliases loop" in loop.stderr
+    assert "old/name-v1 → old/name-v2" in rankbot("alias", "list", cwd=tmp_path, env=env).stdout
+    assert rankbot("alias", "remove", "old/name-v1", cwd=tmp_path, env=env).returncode == 0
+    gone = rankbot("alias", "remove", "old/name-v1", cwd=tmp_path, env=env)
+    assert gone.returncode == 1 and "no alias for old/name-v1" in gone.stderr
