@@ -18,6 +18,7 @@ from typing import Annotated, Any, NoReturn, TypeVar
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
@@ -76,7 +77,7 @@ class Format(StrEnum):
 
 
 def fail(message: str) -> NoReturn:
-    err.print(f"[bold red]error:[/] {message}", highlight=False, soft_wrap=True)
+    err.print(f"[bold red]error:[/] {escape(message)}", highlight=False, soft_wrap=True)
     raise typer.Exit(1)
 
 
@@ -241,7 +242,7 @@ def run_command(config: ConfigOption = None) -> None:
 
     Stops cleanly on SIGTERM or Ctrl-C. On SQLite one instance per database; on PostgreSQL run as many as you like
     (they share the outbox; one leads the scheduler)."""
-    from bot.service import missing_secrets, run_service
+    from bot.service import ServiceError, missing_secrets, run_service
 
     settings = settings_from(config)
     try:
@@ -254,7 +255,10 @@ def run_command(config: ConfigOption = None) -> None:
     logging.getLogger().setLevel(logging.INFO)
     for chatty in ("apscheduler", "alembic", "httpx"):
         logging.getLogger(chatty).setLevel(logging.WARNING)
-    run(lambda: run_service(settings, os.environ))
+    try:
+        run(lambda: run_service(settings, os.environ))
+    except ServiceError as error:
+        fail(str(error))
 
 
 def open_store(config: Path | None) -> DeliveryStore:

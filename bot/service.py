@@ -49,6 +49,28 @@ LEADER_CHECK_SECONDS = 5.0
 SHUTDOWN_GRACE_SECONDS = 30.0
 
 
+class ServiceError(Exception):
+    """The service cannot start; the message says why and what to change."""
+
+
+def listening_socket(host: str, port: int) -> socket.socket:
+    """Bind the web app's socket before anything else starts, so a busy port is one clear line."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        sock.bind((host, port))
+    except OSError as error:
+        sock.close()
+        raise ServiceError(
+            f"cannot listen on {host}:{port} ({error.strerror or error}): set [service] port (or "
+            "RANKBOT_SERVICE_PORT) to a free port"
+        ) from None
+    sock.listen(128)
+    sock.setblocking(False)
+    return sock
+
+
 def destination_of(output: ConsoleOutput | FileOutput | WebhookOutput, settings: Settings) -> Destination:
     return Destination(output.name, output.kind, output.target(), output.subscription(settings.service))
 
@@ -240,6 +262,7 @@ class Service:
     async def run(self) -> None:
         parts = self.parts
         service = parts.settings.service
+        sock = listening_socket(service.host, service.port)
         parts.metrics.watch(parts.store, self.last_poll_timestamp)
         self.add_jobs()
         self.scheduler.start(paused=True)
@@ -256,7 +279,7 @@ class Service:
                 access_log=False,
             )
         )
-        web = asyncio.create_task(server.serve(), name="web")
+        web = asyncio.create_task(server.serve(sockets=[sock]), name="web")
         worker = asyncio.create_task(parts.worker.run(single_instance=not parts.leadership.postgres), name="worker")
         lead = asyncio.create_task(self._lead(), name="leadership")
         log.info("rankbot running on http://%s:%d (instance %s)", service.host, service.port, parts.worker.name)
@@ -275,6 +298,7 @@ class Service:
             await asyncio.wait_for(asyncio.gather(worker, lead, return_exceptions=True), SHUTDOWN_GRACE_SECONDS)
         server.should_exit = True
         await asyncio.gather(web, return_exceptions=True)
+        sock.close()
         await asyncio.to_thread(parts.leadership.release)
         for signum in (signal.SIGTERM, signal.SIGINT):
             loop.remove_signal_handler(signum)

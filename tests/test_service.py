@@ -347,3 +347,21 @@ def test_sigterm_during_a_fan_out_leaves_no_row_in_sending(tmp_path: Path, histo
         assert store.backlog()["sent"] == 30
         engine.dispose()
         assert set(webhook.copies().values()) == {1} and len(webhook.copies()) == 30
+
+
+def test_a_busy_port_is_one_clear_line(tmp_path: Path) -> None:
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        port = busy.getsockname()[1]
+        config = write_config(
+            tmp_path / "config.toml",
+            openrouter="http://127.0.0.1:9",
+            database_url=f"sqlite:///{tmp_path / 'busy.db'}",
+            port=port,
+            outputs=[],
+        )
+        code, _, err = finish(config, "run", cwd=tmp_path)
+    assert code == 1
+    assert f"cannot listen on 127.0.0.1:{port}" in err and "set [service] port" in err
+    assert "Traceback" not in err
