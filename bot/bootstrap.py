@@ -7,7 +7,8 @@ against real peers on 127.0.0.1.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Mapping
+import time
+from collections.abc import AsyncIterator, Callable, Mapping
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 
@@ -50,9 +51,13 @@ def http_client(settings: Settings) -> httpx.AsyncClient:
     )
 
 
-def request_budget(settings: Settings, sleep: Sleep = asyncio.sleep) -> RequestBudget:
-    """OpenRouter's published request limits; the service keeps one across its polls."""
-    return RequestBudget(settings.openrouter.requests_per_minute, settings.openrouter.requests_per_day, sleep=sleep)
+def request_budget(
+    settings: Settings, sleep: Sleep = asyncio.sleep, clock: Callable[[], float] = time.monotonic
+) -> RequestBudget:
+    """OpenRouter's published request limits; the service keeps one across its polls (on the wall clock, so it
+    can be saved and restored across restarts)."""
+    config = settings.openrouter
+    return RequestBudget(config.requests_per_minute, config.requests_per_day, clock=clock, sleep=sleep)
 
 
 def fetcher_for(

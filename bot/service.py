@@ -45,6 +45,8 @@ from storage.repository import Repository
 log = logging.getLogger(__name__)
 
 LAST_POLL = "last_successful_poll"
+REQUESTS = "openrouter_requests"
+"""When each OpenRouter request of the last 24 h was made: the budget survives restarts and leader changes."""
 LEADER_CHECK_SECONDS = 5.0
 SHUTDOWN_GRACE_SECONDS = 30.0
 
@@ -155,22 +157,28 @@ class Service:
         self.now = now
         self.scheduler = AsyncIOScheduler(timezone=UTC)
         self.stopping = asyncio.Event()
-        self.budget = request_budget(parts.settings)
+        self.budget = request_budget(parts.settings, clock=time.time)
 
     # -- jobs --------------------------------------------------------------------------------------------
     async def poll(self) -> None:
+        """One poll, inside OpenRouter's request budget as counted across restarts and instances."""
         parts = self.parts
         started = time.monotonic()
+        self.budget.restore(await asyncio.to_thread(parts.store.state, REQUESTS) or [])
         try:
             report = await pipeline.poll_into(parts.repo, parts.settings, parts.environ, self.now().date(), self.budget)
         except asyncio.CancelledError:
             log.info("poll interrupted by shutdown; nothing half-stored (each window is one transaction)")
+            parts.store.set_state(REQUESTS, self.budget.spent())
             return
         except SourceError as error:
             parts.metrics.polls.labels("error").inc()
             log.warning("poll failed: %s", error)
+            await asyncio.to_thread(parts.store.set_state, REQUESTS, self.budget.spent())
             await asyncio.to_thread(parts.store.set_state, "last_poll_error", str(error))
             return
+        await asyncio.to_thread(parts.store.set_state, REQUESTS, self.budget.spent())
+        await asyncio.to_thread(parts.store.set_state, "last_poll_error", None)
         parts.metrics.poll_seconds.observe(time.monotonic() - started)
         parts.metrics.polls.labels("rejected" if report.rejected else "ok").inc()
         parts.metrics.rejected_days.inc(len(report.rejected))

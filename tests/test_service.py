@@ -365,3 +365,30 @@ def test_a_busy_port_is_one_clear_line(tmp_path: Path) -> None:
     assert code == 1
     assert f"cannot listen on 127.0.0.1:{port}" in err and "set [service] port" in err
     assert "Traceback" not in err
+
+
+async def test_the_request_budget_survives_a_restart(tmp_path: Path, openrouter: FakeOpenRouter) -> None:
+    """The day's OpenRouter requests are counted across restarts: a restarted service cannot overspend."""
+    from bot.config import load_settings
+    from bot.service import REQUESTS, Service, open_parts
+
+    settings = load_settings(
+        None,
+        {
+            "RANKBOT_OPENROUTER_BASE_URL": openrouter.url,
+            "RANKBOT_OPENROUTER_SOURCE": "exports",
+            "RANKBOT_OPENROUTER_REQUESTS_PER_DAY": "5",
+            "RANKBOT_STORAGE_DATABASE_URL": f"sqlite:///{tmp_path / 'budget.db'}",
+        },
+    )
+    async with open_parts(settings, {}) as parts:
+        await Service(parts).poll()
+        first = len(parts.store.state(REQUESTS))
+        assert first == len(openrouter.requests) and 0 < first < 5
+        assert parts.store.state("last_poll_error") is None
+    async with open_parts(settings, {}) as parts:  # a restart
+        service = Service(parts)
+        await service.poll()
+        await service.poll()
+        assert len(openrouter.requests) == 5  # the limit, not 2 × first + more
+        assert "daily limit of 5 requests is used up" in parts.store.state("last_poll_error")

@@ -64,6 +64,18 @@ class RequestBudget:
         self._minute.append(now)
         self._day.append(now)
 
+    def spent(self) -> list[float]:
+        """When each request of the last 24 h was made (clock time), to keep between runs."""
+        now = self.clock()
+        return [moment for moment in self._day if now - moment < 86_400]
+
+    def restore(self, moments: list[float]) -> None:
+        """Count requests made before (by an earlier run, or another instance): ``spent()`` of that budget."""
+        now = self.clock()
+        recent = sorted(moment for moment in moments if 0 <= now - moment < 86_400)
+        self._day = deque(recent)
+        self._minute = deque(moment for moment in recent if now - moment < 60)
+
 
 def retry_after_seconds(value: str | None) -> float | None:
     """``Retry-After`` as seconds: either delta-seconds or an HTTP date (RFC 9110 §10.2.3)."""
