@@ -1,0 +1,64 @@
+"""What every ``rankbot`` command shares: the consoles, the common options, loading settings, and turning the
+errors an operator can act on into one line and exit code 1."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable, Coroutine
+from datetime import UTC, date, datetime
+from pathlib import Path
+from typing import Annotated, Any, NoReturn, TypeVar
+
+import typer
+from rich.console import Console
+from rich.markup import escape
+
+from bot.config import ConfigError, Settings, load_settings
+from bot.leadership import InstanceLockedError
+from bot.sources.errors import SourceError
+from digests.digest import NoDataError
+
+out = Console()
+err = Console(stderr=True, soft_wrap=True)
+T = TypeVar("T")
+
+ConfigOption = Annotated[
+    Path | None,
+    typer.Option("--config", "-c", help="Path to config.toml (default: ./config.toml if present, else defaults)."),
+]
+
+WeekOption = Annotated[bool, typer.Option("--week", help="The week ending at the day, not the day alone.")]
+DayOption = Annotated[str | None, typer.Option("--day", help="Last source day, YYYY-MM-DD (default: latest).")]
+
+
+def fail(message: str) -> NoReturn:
+    err.print(f"[bold red]error:[/] {escape(message)}", highlight=False, soft_wrap=True)
+    raise typer.Exit(1)
+
+
+def settings_from(path: Path | None) -> Settings:
+    if path is None and Path("config.toml").exists():
+        path = Path("config.toml")
+    try:
+        return load_settings(path)
+    except ConfigError as error:
+        fail(str(error))
+
+
+def today_utc() -> date:
+    return datetime.now(UTC).date()
+
+
+def run(work: Callable[[], Coroutine[Any, Any, T]]) -> T:
+    """Run a coroutine, turning the errors an operator can act on into one line and exit code 1."""
+    try:
+        return asyncio.run(work())
+    except (SourceError, ConfigError, NoDataError, InstanceLockedError) as error:
+        fail(str(error))
+
+
+def parse_date(value: str, option: str) -> date:
+    try:
+        return date.fromisoformat(value)
+    except ValueError:
+        fail(f"{option} {value!r} is not a date: use YYYY-MM-DD")
