@@ -30,7 +30,8 @@ from bot.publishers.contract import (
 )
 from bot.publishers.registry import Publishers
 from digests.delivery import DeliveryState, RetrySchedule
-from storage.delivery import Claim, DeliveryStore, Result
+from storage.delivery import DeliveryStore
+from storage.outbox_rows import Claim, Result
 
 log = logging.getLogger(__name__)
 

@@ -29,6 +29,7 @@ from digests.messages import message_for, notice_message
 from digests.model import DaySnapshot, DigestSettings, ModelInfo
 from storage.delivery import DeliveryStore
 from storage.repository import Repository
+from storage.service_state import ServiceState
 
 log = logging.getLogger(__name__)
 
@@ -83,6 +84,7 @@ class Planner:
     def __init__(self, repo: Repository, store: DeliveryStore, settings: DigestSettings) -> None:
         self.repo = repo
         self.store = store
+        self.state = ServiceState(store.engine, store.now)
         self.settings = settings
 
     def plan(self, now: datetime) -> PlanReport:
@@ -90,10 +92,10 @@ class Planner:
         stored = self.repo.stored_days()
         if not stored:
             return report
-        self.store.set_state(BASELINE_DAY, stored[-1].isoformat(), only_if_absent=True)
-        self.store.set_state(BASELINE_AT, now.astimezone(UTC).isoformat(), only_if_absent=True)
-        baseline = date.fromisoformat(self.store.state(BASELINE_DAY))
-        baseline_at = datetime.fromisoformat(self.store.state(BASELINE_AT))
+        self.state.set_state(BASELINE_DAY, stored[-1].isoformat(), only_if_absent=True)
+        self.state.set_state(BASELINE_AT, now.astimezone(UTC).isoformat(), only_if_absent=True)
+        baseline = date.fromisoformat(self.state.state(BASELINE_DAY))
+        baseline_at = datetime.fromisoformat(self.state.state(BASELINE_AT))
         report.baseline = baseline
         destinations = self.store.destinations(enabled_only=True)
         history = _History(self.repo)
@@ -197,8 +199,10 @@ class NoticeReport:
     raised: list[str] = field(default_factory=list)
 
 
-def _notify(store: DeliveryStore, key: str, text: str, now: datetime, report: NoticeReport) -> None:
-    if not store.raise_notice(key, text):
+def _notify(
+    store: DeliveryStore, state: ServiceState, key: str, text: str, now: datetime, report: NoticeReport
+) -> None:
+    if not state.raise_notice(key, text):
         return
     log.warning("operator notice: %s", text)
     report.raised.append(key)
@@ -216,12 +220,14 @@ def check_operations(
 ) -> NoticeReport:
     """Raise (once) and resolve operator notices: a late day, dead deliveries, disabled destinations."""
     report = NoticeReport()
+    state = ServiceState(store.engine, store.now)
     latest = repo.latest_day()
     due = expected_day(now, expected_at, grace)
     if latest is not None and latest < due:
-        last_poll = store.state("last_successful_poll") or "never"
+        last_poll = state.state("last_successful_poll") or "never"
         _notify(
             store,
+            state,
             f"late:{due.isoformat()}",
             f"no complete day for {due.isoformat()} yet: it usually arrives by {expected_at:%H:%M} UTC the next day "
             f"(grace {grace.total_seconds() / 3600:g} h). Latest stored day: {latest.isoformat()}; last successful "
@@ -229,7 +235,7 @@ def check_operations(
             now,
             report,
         )
-    store.resolve_notices("late:", keep=[f"late:{due.isoformat()}"] if latest is not None and latest < due else [])
+    state.resolve_notices("late:", keep=[f"late:{due.isoformat()}"] if latest is not None and latest < due else [])
     dead, disabled = store.dead_or_disabled()
     notice_ids = {m.id for m in store.messages(kind="notice")} if dead else set()
     dead_keys = []
@@ -240,15 +246,18 @@ def check_operations(
         dead_keys.append(key)
         _notify(
             store,
+            state,
             key,
             f"delivery of {entry.message_id} to {entry.destination} is dead after {entry.attempts} tries: "
             f"{entry.last_error}. Fix the cause, then `rankbot outbox requeue-dead --destination {entry.destination}`.",
             now,
             report,
         )
-    store.resolve_notices("dead:", keep=dead_keys)
+    state.resolve_notices("dead:", keep=dead_keys)
     disabled_keys = [f"disabled:{d.name}" for d in disabled]
     for destination, key in zip(disabled, disabled_keys, strict=True):
-        _notify(store, key, f"destination {destination.name} is disabled: {destination.disabled_reason}", now, report)
-    store.resolve_notices("disabled:", keep=disabled_keys)
+        _notify(
+            store, state, key, f"destination {destination.name} is disabled: {destination.disabled_reason}", now, report
+        )
+    state.resolve_notices("disabled:", keep=disabled_keys)
     return report

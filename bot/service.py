@@ -41,6 +41,7 @@ from digests.delivery import Destination, RetrySchedule
 from storage.delivery import DeliveryStore
 from storage.engine import engine_for, upgrade_database
 from storage.repository import Repository
+from storage.service_state import ServiceState
 
 log = logging.getLogger(__name__)
 
@@ -102,6 +103,7 @@ class Parts:
     environ: Mapping[str, str]
     repo: Repository
     store: DeliveryStore
+    state: ServiceState
     leadership: Leadership
     metrics: Metrics
     worker: OutboxWorker
@@ -134,7 +136,9 @@ async def open_parts(settings: Settings, environ: Mapping[str, str], name: str |
                 metrics=metrics,
             )
             planner = Planner(repo, store, settings.digest.settings())
-            yield Parts(settings, environ, repo, store, Leadership(engine), metrics, worker, planner)
+            yield Parts(
+                settings, environ, repo, store, ServiceState(engine), Leadership(engine), metrics, worker, planner
+            )
     finally:
         if lock is not None:
             lock.release()
@@ -164,21 +168,21 @@ class Service:
         """One poll, inside OpenRouter's request budget as counted across restarts and instances."""
         parts = self.parts
         started = time.monotonic()
-        self.budget.restore(await asyncio.to_thread(parts.store.state, REQUESTS) or [])
+        self.budget.restore(await asyncio.to_thread(parts.state.state, REQUESTS) or [])
         try:
             report = await pipeline.poll_into(parts.repo, parts.settings, parts.environ, self.now().date(), self.budget)
         except asyncio.CancelledError:
             log.info("poll interrupted by shutdown; nothing half-stored (each window is one transaction)")
-            parts.store.set_state(REQUESTS, self.budget.spent())
+            parts.state.set_state(REQUESTS, self.budget.spent())
             return
         except SourceError as error:
             parts.metrics.polls.labels("error").inc()
             log.warning("poll failed: %s", error)
-            await asyncio.to_thread(parts.store.set_state, REQUESTS, self.budget.spent())
-            await asyncio.to_thread(parts.store.set_state, "last_poll_error", str(error))
+            await asyncio.to_thread(parts.state.set_state, REQUESTS, self.budget.spent())
+            await asyncio.to_thread(parts.state.set_state, "last_poll_error", str(error))
             return
-        await asyncio.to_thread(parts.store.set_state, REQUESTS, self.budget.spent())
-        await asyncio.to_thread(parts.store.set_state, "last_poll_error", None)
+        await asyncio.to_thread(parts.state.set_state, REQUESTS, self.budget.spent())
+        await asyncio.to_thread(parts.state.set_state, "last_poll_error", None)
         parts.metrics.poll_seconds.observe(time.monotonic() - started)
         parts.metrics.polls.labels("rejected" if report.rejected else "ok").inc()
         parts.metrics.rejected_days.inc(len(report.rejected))
@@ -189,7 +193,7 @@ class Service:
             window = await asyncio.to_thread(parts.repo.days, min(changed), max(changed))
             rows = sum(len(snapshot.rows) for snapshot in window if snapshot.day in changed)
             parts.metrics.rows_stored.inc(rows)
-        await asyncio.to_thread(parts.store.set_state, LAST_POLL, self.now().isoformat())
+        await asyncio.to_thread(parts.state.set_state, LAST_POLL, self.now().isoformat())
         await self.plan()
         await self.check()
 
@@ -234,21 +238,22 @@ class Service:
     # -- health ------------------------------------------------------------------------------------------
     def health(self) -> dict[str, Any]:
         store = self.parts.store
-        notices = store.open_notices()
+        state = self.parts.state
+        notices = state.open_notices()
         latest: date | None = self.parts.repo.latest_day()
         return {
             "status": "degraded" if notices else "ok",
             "instance": self.parts.worker.name,
             "leader": self.parts.leadership.is_leader,
-            "last_successful_poll": store.state(LAST_POLL),
-            "last_poll_error": store.state("last_poll_error"),
+            "last_successful_poll": state.state(LAST_POLL),
+            "last_poll_error": state.state("last_poll_error"),
             "latest_day": latest.isoformat() if latest else None,
             "outbox": store.backlog(),
             "notices": [{"key": n.key, "text": n.text, "raised_at": n.raised_at.isoformat()} for n in notices],
         }
 
     def last_poll_timestamp(self) -> float | None:
-        value = self.parts.store.state(LAST_POLL)
+        value = self.parts.state.state(LAST_POLL)
         return datetime.fromisoformat(value).timestamp() if value else None
 
     # -- running -----------------------------------------------------------------------------------------

@@ -12,6 +12,7 @@ from digests.model import DaySnapshot, DigestSettings
 from storage.delivery import DeliveryStore
 from storage.engine import engine_for
 from storage.repository import Repository
+from storage.service_state import ServiceState
 from tests.conftest import Clock, run_together
 
 SUBSCRIBERS = [
@@ -205,7 +206,7 @@ def test_a_late_day_raises_one_notice_and_resolves_when_it_arrives(
     assert dict(store.recipients(notice.id)) == {"ops": Variant.FULL}
     clock.advance(minutes=30)
     assert check_operations(repo, store, clock.now, time(1, 0), timedelta(hours=6)).raised == []
-    assert [n.key for n in store.open_notices()] == ["late:2026-11-20"]
+    assert [n.key for n in ServiceState(store.engine).open_notices()] == ["late:2026-11-20"]
     repo.add_day(redated(history.days[-1], date(2026, 11, 20)))
     check_operations(repo, store, clock.now, time(1, 0), timedelta(hours=6))
-    assert store.open_notices() == []
+    assert ServiceState(store.engine).open_notices() == []

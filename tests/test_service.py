@@ -383,12 +383,12 @@ async def test_the_request_budget_survives_a_restart(tmp_path: Path, openrouter:
     )
     async with open_parts(settings, {}) as parts:
         await Service(parts).poll()
-        first = len(parts.store.state(REQUESTS))
+        first = len(parts.state.state(REQUESTS))
         assert first == len(openrouter.requests) and 0 < first < 5
-        assert parts.store.state("last_poll_error") is None
+        assert parts.state.state("last_poll_error") is None
     async with open_parts(settings, {}) as parts:  # a restart
         service = Service(parts)
         await service.poll()
         await service.poll()
         assert len(openrouter.requests) == 5  # the limit, not 2 × first + more
-        assert "daily limit of 5 requests is used up" in parts.store.state("last_poll_error")
+        assert "daily limit of 5 requests is used up" in parts.state.state("last_poll_error")
