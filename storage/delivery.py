@@ -76,29 +76,6 @@ class DeliveryStore(OutboxRows):
                 if name not in wanted_by_name and row["enabled"]:
                     self._disable(connection, name, REMOVED_FROM_CONFIG)
 
-    def add_destination(self, destination: Destination) -> bool:
-        """Store a new destination (e.g. a chat subscription); ``False`` if the name is taken."""
-        with self.engine.begin() as connection:
-            return (
-                insert_ignoring_duplicates(
-                    connection,
-                    DESTINATION,
-                    [
-                        {
-                            "name": destination.name,
-                            "kind": destination.kind,
-                            "origin": destination.origin,
-                            "target": json.dumps(dict(destination.target), sort_keys=True),
-                            "subscription": json.dumps(asdict(destination.subscription), sort_keys=True),
-                            "enabled": destination.enabled,
-                            "disabled_reason": destination.disabled_reason,
-                            "created_at": destination.created_at or self.now(),
-                        }
-                    ],
-                )
-                == 1
-            )
-
     def destinations(self, enabled_only: bool = False) -> list[Destination]:
         query = select(DESTINATION).order_by(DESTINATION.c.name)
         if enabled_only:

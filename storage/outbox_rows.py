@@ -157,10 +157,6 @@ class OutboxRows:
             entry_id, worker, state=DeliveryState.FAILED.value, last_error=error, next_attempt_at=next_attempt_at
         )
 
-    def record_dead(self, entry_id: int, worker: str, error: str) -> bool:
-        """No more tries for this row."""
-        return self._finish(entry_id, worker, state=DeliveryState.DEAD.value, last_error=error)
-
     def release(self, entry_id: int, worker: str) -> bool:
         """Give a claimed row back untouched (shutdown before it was sent): ``pending``, the try not counted."""
         return self._finish(
@@ -192,11 +188,6 @@ class OutboxRows:
             query = query.where(OUTBOX.c.state == state.value)
         with self.engine.connect() as connection:
             return [entry_of(row) for row in connection.execute(query).mappings()]
-
-    def entry(self, entry_id: int) -> OutboxEntry | None:
-        with self.engine.connect() as connection:
-            row = connection.execute(select(OUTBOX).where(OUTBOX.c.id == entry_id)).mappings().first()
-        return entry_of(row) if row else None
 
     def retry(self, entry_id: int) -> bool:
         """Make a ``failed`` or ``dead`` row due now (its destination is re-enabled). ``False`` if no such row."""
