@@ -13,6 +13,7 @@ import hmac
 import json
 import time
 from collections.abc import Callable, Mapping
+from functools import lru_cache
 from typing import Any
 
 import httpx
@@ -32,6 +33,13 @@ MAX_BODY_BYTES = 1_000_000
 USER_AGENT = "rankbot-webhook/0.1"
 
 
+@lru_cache(maxsize=64)
+def _document(rendered_json: str) -> Any:
+    """The message's JSON document, parsed once per message rather than once per destination of a fan-out
+    (read-only: the result is shared)."""
+    return json.loads(rendered_json)
+
+
 def webhook_body(delivery: Delivery) -> dict[str, Any]:
     """What a webhook receives: ids, the title, the text and Markdown forms and the JSON document."""
     message = delivery.message
@@ -47,7 +55,7 @@ def webhook_body(delivery: Delivery) -> dict[str, Any]:
         "title": message.title,
         "text": payloads["text"],
         "markdown": payloads["markdown"],
-        "document": json.loads(payloads["json"]),
+        "document": _document(payloads["json"]),
     }
 
 
