@@ -24,7 +24,7 @@ RUNS = 10
 def import_cost() -> float:
     """Seconds to import matplotlib's figure and Agg backend in a fresh interpreter."""
     code = "import time; t = time.perf_counter(); import {}; print(time.perf_counter() - t)"
-    with_mpl = subprocess.run(  # noqa: S603 - our own interpreter, a fixed command
+    with_mpl = subprocess.run(
         [sys.executable, "-c", code.format("matplotlib.figure, matplotlib.backends.backend_agg")],
         capture_output=True,
         text=True,

@@ -18,7 +18,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from apscheduler.triggers.cron import CronTrigger
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
-from digests.delivery import Subscription
+from digests.delivery import LEASE_MARGIN_SECONDS, Subscription
 from digests.model import DigestSettings
 
 ENV_NAME = r"^[A-Za-z_][A-Za-z0-9_]*$"
@@ -134,6 +134,10 @@ class _Destination(_Section):
             notices=self.notices,
         )
 
+    def send_timeout(self) -> float | None:
+        """The longest one send to this output may take (``None``: no network, nothing to wait for)."""
+        return None
+
     def target(self) -> dict[str, Any]:
         """The kind-specific settings stored with the destination (no secrets: only the names of variables)."""
         return self.model_dump(mode="json", exclude=set(_Destination.model_fields) | {"kind"})
@@ -163,6 +167,9 @@ class WebhookOutput(_Destination):
         if value is not None and not value.startswith(("http://", "https://")):
             raise ValueError(f"{value!r} must start with http:// or https://")
         return value
+
+    def send_timeout(self) -> float | None:
+        return self.timeout_seconds
 
 
 Output = Annotated[ConsoleOutput | FileOutput | WebhookOutput, Field(discriminator="kind")]
@@ -222,6 +229,21 @@ class Settings(_Section):
         if self.output.console:
             defaults.insert(0, ConsoleOutput(kind="console", name="console"))
         return tuple(defaults)
+
+    def lease_problem(self) -> tuple[str, str] | None:
+        """(key, problem) when a worker's claim could run out during a send to some output; ``None`` if not."""
+        lease = self.service.claim_lease_seconds
+        for index, output in enumerate(self.outputs):
+            timeout = output.send_timeout()
+            if timeout is not None and lease < timeout + LEASE_MARGIN_SECONDS:
+                return (
+                    "service.claim_lease_seconds",
+                    f"{lease:g} s is shorter than outputs[{index}].timeout_seconds ({timeout:g} s) plus a "
+                    f"{LEASE_MARGIN_SECONDS:g} s margin, so a claim could run out while its send is still going: "
+                    f"raise service.claim_lease_seconds to at least {timeout + LEASE_MARGIN_SECONDS:g} or lower "
+                    f"outputs[{index}].timeout_seconds",
+                )
+        return None
 
     def api_key(self, environ: Mapping[str, str]) -> str | None:
         """The Data API key from the environment variable the config names; ``None`` when unset or empty."""
@@ -306,6 +328,12 @@ def load_settings(path: Path | None = None, environ: Mapping[str, str] | None = 
         existing = data.get(section)
         data[section] = {**(existing if isinstance(existing, dict) else {}), **values}
     try:
-        return Settings.model_validate(data)
+        settings = Settings.model_validate(data)
     except ValidationError as error:
         raise ConfigError(_one_line(error, origins, path)) from None
+    problem = settings.lease_problem()
+    if problem is not None:
+        key, text = problem
+        where = origins.get(key) or (str(path) if path else "defaults")
+        raise ConfigError(f"config error: {key} (from {where}): {text}")
+    return settings

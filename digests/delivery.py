@@ -13,6 +13,10 @@ from datetime import date, datetime
 from enum import StrEnum
 from typing import Any
 
+LEASE_MARGIN_SECONDS = 5.0
+"""How much longer a worker's claim on a row lasts than the longest send it covers (room for clock skew and
+database latency): ``claim_lease_seconds`` ≥ every destination's ``timeout_seconds`` + this."""
+
 Payloads = Mapping[str, str]
 """A message's rendered forms by format: ``text``, ``markdown``, ``json``."""
 
@@ -61,6 +65,10 @@ class Destination:
     enabled: bool = True
     disabled_reason: str | None = None
     created_at: datetime | None = None
+    failures: int = 0
+    """Tries that failed in a row since the last one delivered (0: the last try, if any, arrived)."""
+    failing_since: datetime | None = None
+    last_error: str | None = None
 
 
 @dataclass(frozen=True, slots=True)

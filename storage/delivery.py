@@ -1,5 +1,6 @@
-"""The delivery store: destinations, and messages queued for them, on top of the outbox rows
-(``storage.outbox_rows``). Operator notices and service state are in ``storage.service_state``.
+"""The delivery store: destinations, and messages queued for them, on top of the outbox rows (the workers' side in
+``storage.outbox_rows``, the operator's in ``storage.outbox_ops``). Operator notices and service state are in
+``storage.service_state``.
 
 The database enforces that a message id (kind + period + revision) is stored once, and a (message, destination)
 outbox row exists once, so two overlapping planners queue one copy.
@@ -8,6 +9,7 @@ outbox row exists once, so two overlapping planners queue one copy.
 from __future__ import annotations
 
 import json
+from collections import OrderedDict
 from collections.abc import Callable, Iterable
 from dataclasses import asdict
 from datetime import UTC, date, datetime
@@ -17,9 +19,11 @@ from typing import Any
 from sqlalchemy import Engine, select, update
 
 from digests.delivery import DeliveryState, Destination, Message, Variant
+from storage.outbox_ops import OutboxOps
 from storage.outbox_rows import REMOVED_FROM_CONFIG, OutboxRows
 from storage.records import (
     DESTINATION,
+    DESTINATIONS,
     MESSAGE,
     OUTBOX,
     destination_of,
@@ -28,12 +32,13 @@ from storage.records import (
 )
 
 
-class DeliveryStore(OutboxRows):
+class DeliveryStore(OutboxRows, OutboxOps):
     """Destinations, messages, the outbox, notices and service state over one SQLAlchemy engine."""
 
     def __init__(self, engine: Engine, now: Callable[[], datetime] | None = None) -> None:
         self.engine = engine
         self.now = now or partial(datetime.now, UTC)
+        self._messages = OrderedDict()
 
     # -- destinations ------------------------------------------------------------------------------------
     def sync_destinations(self, wanted: Iterable[Destination], origin: str = "config") -> None:
@@ -77,7 +82,7 @@ class DeliveryStore(OutboxRows):
                     self._disable(connection, name, REMOVED_FROM_CONFIG)
 
     def destinations(self, enabled_only: bool = False) -> list[Destination]:
-        query = select(DESTINATION).order_by(DESTINATION.c.name)
+        query = DESTINATIONS.order_by(DESTINATION.c.name)
         if enabled_only:
             query = query.where(DESTINATION.c.enabled)
         with self.engine.connect() as connection:
@@ -85,7 +90,7 @@ class DeliveryStore(OutboxRows):
 
     def destination(self, name: str) -> Destination | None:
         with self.engine.connect() as connection:
-            row = connection.execute(select(DESTINATION).where(DESTINATION.c.name == name)).mappings().first()
+            row = connection.execute(DESTINATIONS.where(DESTINATION.c.name == name)).mappings().first()
         return destination_of(row) if row else None
 
     # -- messages and queueing ---------------------------------------------------------------------------

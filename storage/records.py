@@ -7,7 +7,7 @@ from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import Table
+from sqlalchemy import Table, case, exists, or_, select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection, RowMapping
 
@@ -35,7 +35,23 @@ def insert_ignoring_duplicates(connection: Connection, table: Table, rows: Seque
     return len(connection.execute(statement, list(rows)).all())
 
 
+RUN_OVER = or_(
+    DESTINATION.c.failing_since.is_(None),
+    exists().where(
+        OUTBOX.c.destination == DESTINATION.c.name,
+        OUTBOX.c.state == DeliveryState.SENT.value,
+        OUTBOX.c.sent_at >= DESTINATION.c.failing_since,
+    ),
+)
+"""The destination's recorded run of failures has ended: nothing failed, or a delivery arrived since (partial index
+``ix_outbox_sent``). A delivery writes nothing to the destination row, so the hot path stays one statement;
+readers apply this instead."""
+DESTINATIONS = select(DESTINATION, case((RUN_OVER, 0), else_=DESTINATION.c.failures).label("failing_now"))
+"""Destinations with their current run of failures (``failing_now``)."""
+
+
 def destination_of(row: RowMapping) -> Destination:
+    failing = row.get("failing_now", row["failures"])
     return Destination(
         name=row["name"],
         kind=row["kind"],
@@ -45,6 +61,9 @@ def destination_of(row: RowMapping) -> Destination:
         enabled=row["enabled"],
         disabled_reason=row["disabled_reason"],
         created_at=aware(row["created_at"]),
+        failures=failing,
+        failing_since=aware(row["failing_since"]) if failing and row["failing_since"] else None,
+        last_error=row["last_error"] if failing else None,
     )
 
 

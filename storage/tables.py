@@ -8,8 +8,10 @@ from __future__ import annotations
 
 from datetime import date, datetime
 
-from sqlalchemy import BigInteger, Column, DateTime, ForeignKeyConstraint, Index, UniqueConstraint
+from sqlalchemy import BigInteger, Column, DateTime, ForeignKeyConstraint, Index, UniqueConstraint, text
 from sqlmodel import Field, SQLModel
+
+from digests.delivery import DeliveryState
 
 
 class SourceDayRecord(SQLModel, table=True):
@@ -69,6 +71,9 @@ class DestinationRecord(SQLModel, table=True):
     enabled: bool = True
     disabled_reason: str | None = None
     created_at: datetime = Field(sa_column=Column(DateTime(timezone=True), nullable=False))
+    failures: int = Field(default=0, description="Tries that failed in a row since the last delivered one.")
+    failing_since: datetime | None = Field(default=None, sa_column=Column(DateTime(timezone=True), nullable=True))
+    last_error: str | None = None
 
 
 class MessageRecord(SQLModel, table=True):
@@ -90,13 +95,28 @@ class MessageRecord(SQLModel, table=True):
     created_at: datetime = Field(sa_column=Column(DateTime(timezone=True), nullable=False))
 
 
+DUE_ROWS = f"state IN ('{DeliveryState.PENDING.value}', '{DeliveryState.FAILED.value}')"
+"""Rows a worker may claim, as literal SQL: a partial index's condition, and the claim's own (with bound values
+instead, PostgreSQL could not prove the claim matches the index)."""
+HELD_ROWS = f"state = '{DeliveryState.SENDING.value}'"
+SENT_ROWS = f"state = '{DeliveryState.SENT.value}'"
+
+
 class OutboxRecord(SQLModel, table=True):
     """One (message, destination) delivery. The unique key is what makes a second queueing a no-op."""
 
     __tablename__ = "outbox"
     __table_args__ = (
         UniqueConstraint("message_id", "destination", name="uq_outbox_message_destination"),
-        Index("ix_outbox_due", "state", "next_attempt_at"),
+        # Due rows in the order they are claimed, without sorting the backlog; rows being sent, by holder; each
+        # destination's latest delivery.
+        Index(
+            "ix_outbox_due_at", "next_attempt_at", "id", sqlite_where=text(DUE_ROWS), postgresql_where=text(DUE_ROWS)
+        ),
+        Index("ix_outbox_held", "claimed_by", sqlite_where=text(HELD_ROWS), postgresql_where=text(HELD_ROWS)),
+        Index(
+            "ix_outbox_sent", "destination", "sent_at", sqlite_where=text(SENT_ROWS), postgresql_where=text(SENT_ROWS)
+        ),
     )
 
     id: int | None = Field(default=None, primary_key=True)

@@ -3,6 +3,7 @@ point at them, and a recording ``sleep`` so retry tests run fast and can assert 
 
 from __future__ import annotations
 
+import asyncio
 import os
 import threading
 from collections.abc import Callable, Iterator
@@ -148,6 +149,15 @@ def hook_destination(webhook: FakeWebhook, name: str, check: bool = True, **subs
     if check:
         target["status_url"] = webhook.status_url(name)
     return Destination(name, "webhook", target, Subscription(**subscription))
+
+
+async def eventually(condition: Callable[[], object], what: str, within: float = 30.0) -> None:
+    """Wait (polling every 5 ms) until ``condition()`` holds: it reads state that servers in other threads change."""
+    deadline = asyncio.get_running_loop().time() + within
+    while not condition():
+        if asyncio.get_running_loop().time() > deadline:
+            raise AssertionError(f"timed out after {within:.0f} s waiting for {what}")
+        await asyncio.sleep(0.005)
 
 
 def run_together(count: int, work: Callable[[], None]) -> None:

@@ -78,6 +78,13 @@ def test_environment_overrides_the_file(tmp_path: Path) -> None:
         ),
         ("", {"RANKBOT_DIGEST_TOPN": "3"}, "config error: RANKBOT_DIGEST_TOPN names no setting"),
         ("[digest\n", {}, "config error: {path} is not valid TOML"),
+        (
+            "[service]\nclaim_lease_seconds = 3\n[[outputs]]\nname = 'a'\nkind = 'webhook'\nurl = 'https://x'\n",
+            {},
+            "config error: service.claim_lease_seconds (from {path}): 3 s is shorter than outputs[0].timeout_seconds "
+            "(10 s) plus a 5 s margin, so a claim could run out while its send is still going: raise "
+            "service.claim_lease_seconds to at least 15 or lower outputs[0].timeout_seconds",
+        ),
     ],
 )
 def test_bad_config_names_the_key(tmp_path: Path, toml: str, environ: dict[str, str], message: str) -> None:

@@ -4,10 +4,11 @@ claiming, retries with backoff, Retry-After, dead rows, gone destinations, crash
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import random
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 
 import httpx
 from hypothesis import given
@@ -27,7 +28,15 @@ from digests.model import DigestSettings
 from storage.delivery import DeliveryStore
 from storage.engine import engine_for, upgrade_database
 from storage.repository import Repository
-from tests.conftest import SECRET_ENV, WEBHOOK_SECRET, Clock, fresh_postgres_url, hook_destination, run_together
+from tests.conftest import (
+    SECRET_ENV,
+    WEBHOOK_SECRET,
+    Clock,
+    eventually,
+    fresh_postgres_url,
+    hook_destination,
+    run_together,
+)
 
 ENVIRON = {SECRET_ENV: WEBHOOK_SECRET}
 
@@ -244,19 +253,95 @@ async def test_results_are_recorded_only_by_the_claim_holder(store: DeliveryStor
     assert store.record_sent(claim.entry.id, "first", None)
 
 
-async def test_stopping_finishes_sends_in_flight_and_gives_back_the_rest(
+async def test_stopping_finishes_sends_in_flight_and_claims_nothing_more(
     store: DeliveryStore, history: SyntheticHistory
 ) -> None:
     with FakeWebhook(secret=WEBHOOK_SECRET, delay=(0.3, 0.3)) as slow:
         queue_to(store, day_messages(history, 5), [hook_destination(slow, "a")])
         async with worker_on(store, concurrency=1, batch=5) as worker:
-            work = asyncio.create_task(worker.work_once())
+            work = asyncio.create_task(worker.drain())
             await asyncio.sleep(0.15)
             worker.stopping.set()
             report = await work
-        assert report.sent == 1 and report.released == 4
+        assert report.sent == 1
         assert states(store) == {"sent": 1, "pending": 4}
         assert [e.attempts for e in store.entries() if e.state is DeliveryState.PENDING] == [0, 0, 0, 0]
+
+
+async def test_each_send_is_recorded_when_it_ends_so_a_crash_leaves_only_what_was_in_flight(
+    store: DeliveryStore, history: SyntheticHistory
+) -> None:
+    """The worker is killed (its task cancelled, sends in flight included) in the middle of a 60-row fan-out to
+    webhooks that cannot say what arrived: at most `concurrency` deliveries arrived without being recorded as
+    sent (those are the only ones a restart can resend), and every one of them is still in `sending`."""
+    with FakeWebhook(secret=WEBHOOK_SECRET, delay=(0.01, 0.04)) as hook:
+        destinations = [hook_destination(hook, f"d{n}", check=False) for n in range(12)]
+        queue_to(store, day_messages(history, 5), destinations)
+        async with worker_on(store, concurrency=3, batch=50) as worker:
+            work = asyncio.create_task(worker.drain())
+            await eventually(lambda: len(hook.received) >= 20, what="20 deliveries")
+            work.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await work
+        await asyncio.sleep(0.1)  # anything still on the wire lands now
+        arrived = {r.delivery_id for r in hook.received}
+    rows = store.entries(limit=100)
+    sending = {f"{e.message_id}/{e.destination}" for e in rows if e.state is DeliveryState.SENDING}
+    sent = {f"{e.message_id}/{e.destination}" for e in rows if e.state is DeliveryState.SENT}
+    assert len(arrived - sent) <= 3
+    assert arrived - sent <= sending
+    assert len(sending) <= 50 + 3  # claims ready to start (a batch at most) and the sends in flight
+
+
+async def test_a_send_is_cut_off_before_its_claim_runs_out(
+    store: DeliveryStore, history: SyntheticHistory, clock: Clock
+) -> None:
+    """A lease of 5.5 s leaves a 0.5 s window after the 5 s margin: a receiver that takes 2 s is cut off, and the
+    try fails with the reason instead of outliving the claim."""
+    with FakeWebhook(secret=WEBHOOK_SECRET, delay=(2.0, 2.0)) as slow:
+        queue_to(store, day_messages(history, 1), [hook_destination(slow, "a")])
+        async with worker_on(store, lease_seconds=5.5) as worker:
+            report = await worker.drain()
+    [entry] = store.entries()
+    assert report.failed == 1 and entry.state is DeliveryState.FAILED
+    assert entry.last_error is not None and "did not end within its claim (5.5 s lease)" in entry.last_error
+    destination = store.destination("a")
+    assert destination is not None and destination.failures == 1
+
+
+def test_a_claim_taken_over_after_its_lease_cannot_be_renewed_or_recorded(
+    store: DeliveryStore, history: SyntheticHistory, clock: Clock
+) -> None:
+    queue_to(store, day_messages(history, 1), [Destination("screen", "console", {})])
+    [claim] = store.claim("slow", 1)
+    assert store.renew(claim.entry.id, "slow")
+    clock.advance(seconds=301)
+    [taken] = store.stranded("reconciler", clock.now - timedelta(seconds=300))
+    assert taken.entry.id == claim.entry.id
+    assert not store.renew(claim.entry.id, "slow")
+    assert not store.record_sent(claim.entry.id, "slow", None)
+
+
+async def test_a_destination_run_of_failures_is_counted_and_ended_by_a_delivery(
+    store: DeliveryStore, clock: Clock, history: SyntheticHistory, webhook: FakeWebhook
+) -> None:
+    queue_to(store, day_messages(history, 2), [hook_destination(webhook, "flaky"), hook_destination(webhook, "ok")])
+    webhook.script("flaky", *[Scripted(503, body="maintenance")] * 3)
+    async with worker_on(store, attempts=5) as worker:
+        await worker.drain()
+        flaky = store.destination("flaky")
+        assert flaky is not None and flaky.failures == 2 and flaky.failing_since == clock.now
+        assert flaky.last_error == "HTTP 503: maintenance"
+        assert [d.name for d in store.failing_destinations(2)] == ["flaky"]
+        ok = store.destination("ok")
+        assert ok is not None and ok.failures == 0 and ok.failing_since is None
+        clock.advance(seconds=11)
+        await worker.drain()  # one more 503, then a delivery
+        clock.advance(seconds=11)
+        await worker.drain()
+    flaky = store.destination("flaky")
+    assert flaky is not None and (flaky.failures, flaky.failing_since, flaky.last_error) == (0, None, None)
+    assert store.failing_destinations(1) == []
 
 
 @given(
@@ -290,8 +375,6 @@ async def test_four_workers_deliver_a_thousand_rows_exactly_once_on_postgres(web
     store = DeliveryStore(engine)
     destinations = [hook_destination(webhook, f"d{i}", check=False) for i in range(10)]
     store.sync_destinations(destinations)
-    from datetime import UTC, datetime
-
     for n in range(100):
         message = notice_message(f"bulk-{n}", f"message {n}", datetime(2026, 11, 20, tzinfo=UTC))
         store.queue(message, [(d.name, Variant.FULL) for d in destinations])
@@ -318,4 +401,52 @@ async def test_four_workers_deliver_a_thousand_rows_exactly_once_on_postgres(web
     copies = webhook.copies()
     assert len(copies) == 1000 and set(copies.values()) == {1}
     assert store.backlog()["sent"] == 1000
+    engine.dispose()
+
+
+async def test_two_workers_with_a_short_lease_never_resend_what_the_other_is_sending_on_postgres() -> None:
+    """The trap of a claimed batch: a lease of 6 s, batches of 50, one send at a time and a slow receiver without
+    a delivery check. Each worker claims only what it can start, so no lease runs out while its row waits, and the
+    other worker's reconciler (every lease/4) never finds a row to resend: 30 deliveries, one copy each. (A worker
+    that claimed all 30 at once would still be sending when their lease ran out, and the other would resend them.)"""
+    database_url = fresh_postgres_url()
+    engine = engine_for(database_url)
+    upgrade_database(engine)
+    with FakeWebhook(secret=WEBHOOK_SECRET, delay=(0.25, 0.35)) as hook:
+        destinations = [hook_destination(hook, f"d{i}", check=False) for i in range(3)]
+        store = DeliveryStore(engine)
+        store.sync_destinations(
+            Destination(d.name, d.kind, {**d.target, "timeout_seconds": 1.0}, d.subscription) for d in destinations
+        )
+        for n in range(10):
+            message = notice_message(f"slow-{n}", f"message {n}", datetime(2026, 11, 20, tzinfo=UTC))
+            store.queue(message, [(d.name, Variant.FULL) for d in destinations])
+        stores = [DeliveryStore(engine_for(database_url)) for _ in range(2)]
+        try:
+            async with httpx.AsyncClient(trust_env=False) as client:
+                workers = [
+                    OutboxWorker(
+                        s,
+                        Publishers(publisher_factories(client), ENVIRON),
+                        RetrySchedule(),
+                        name=f"instance-{n}",
+                        concurrency=1,
+                        batch=50,
+                        lease_seconds=6.0,
+                    )
+                    for n, s in enumerate(stores)
+                ]
+                runs = [asyncio.create_task(w.run(single_instance=False, idle_seconds=0.2)) for w in workers]
+                await eventually(lambda: store.backlog()["sent"] >= 30, what="30 rows sent")
+                await asyncio.sleep(1.6)  # one more reconcile (every lease/4): nothing is resent
+                for worker in workers:
+                    worker.stopping.set()
+                    worker.wake.set()
+                await asyncio.gather(*runs)
+        finally:
+            for s in stores:
+                s.engine.dispose()
+        copies = hook.copies()
+    assert store.backlog()["sent"] == 30
+    assert len(copies) == 30 and set(copies.values()) == {1}, [c for c, n in copies.items() if n > 1]
     engine.dispose()

@@ -22,7 +22,7 @@ import pytest
 from bot.demo.generator import SyntheticHistory
 from bot.demo.receiver import FakeWebhook, Scripted
 from bot.demo.server import FakeOpenRouter
-from digests.delivery import DeliveryState, Variant
+from digests.delivery import DeliveryState, Destination, Variant
 from digests.digest import build_digest
 from digests.messages import message_for
 from digests.model import DaySnapshot, DigestSettings
@@ -272,6 +272,7 @@ def test_kill_9_during_a_fan_out_loses_nothing_and_duplicates_nothing(
         for message in messages:
             count = copies[(name, f"{message.id}/{name}")]
             assert count == 1 if output.get("status_url") else count >= 1, (name, message.id, count)
+    assert sum(copies.values()) - len(copies) <= kills * 3  # a kill resends at most what was in flight
 
 
 def test_outbox_commands_list_retry_and_requeue_dead(tmp_path: Path, history: SyntheticHistory) -> None:
@@ -392,3 +393,53 @@ async def test_the_request_budget_survives_a_restart(tmp_path: Path, openrouter:
         await service.poll()
         assert len(openrouter.requests) == 5  # the limit, not 2 × first + more
         assert "daily limit of 5 requests is used up" in parts.state.state("last_poll_error")
+
+
+async def test_health_reports_stale_claims_failing_destinations_and_a_service_that_never_polled(
+    tmp_path: Path, history: SyntheticHistory
+) -> None:
+    """`/healthz` is `degraded`, one line per problem, until the first successful poll; while rows are held by an
+    instance that stopped sending heartbeats; and while a destination's last tries all failed."""
+    from bot.config import load_settings
+    from bot.service import Service, open_parts
+
+    with FakeWebhook(secret=WEBHOOK_SECRET) as webhook:
+        settings = load_settings(
+            None,
+            {
+                "RANKBOT_OPENROUTER_BASE_URL": "http://127.0.0.1:9",
+                "RANKBOT_STORAGE_DATABASE_URL": f"sqlite:///{tmp_path / 'health.db'}",
+            },
+        )
+        async with open_parts(settings, {SECRET_ENV: WEBHOOK_SECRET}) as parts:
+            service = Service(parts)
+            parts.state.set_state("last_poll_error", "OpenRouter did not answer after 5 tries (HTTP 500)")
+            status = service.health()
+            assert status["status"] == "degraded"
+            assert status["problems"] == ["no successful poll yet: OpenRouter did not answer after 5 tries (HTTP 500)"]
+            parts.state.set_state("last_successful_poll", "2026-11-20T12:00:00+00:00")
+            assert service.health()["status"] == "ok"
+
+            hook = {"url": webhook.hook_url("hook"), "secret_env": SECRET_ENV, "timeout_seconds": 2.0}
+            parts.store.sync_destinations([Destination("hook", "webhook", hook)], origin="test")
+            message = message_for(build_digest("day", history.days, {}, DigestSettings()))
+            parts.store.queue(message, [("hook", Variant.FULL)])
+            [claim] = parts.store.claim("gone-host:4242", 1)  # an instance that died holding it
+            status = service.health()
+            assert status["status"] == "degraded"
+            [stale] = status["stale_claims"]  # type: ignore[misc]
+            assert stale["holder"] == "gone-host:4242" and stale["rows"] == 1 and stale["last_heartbeat"] is None
+            assert "1 row(s) in sending are held by gone-host:4242, silent since it started" in status["problems"][0]
+            parts.store.record_failure(claim.entry.id, "gone-host:4242", "interrupted", parts.store.now())
+            assert service.health()["status"] == "ok"
+
+            webhook.script("hook", Scripted(500, body="down"), Scripted(500, body="down"))
+            for _ in range(2):
+                await parts.worker.drain()
+                parts.store.retry(claim.entry.id)
+            status = service.health()
+            assert status["failing_destinations"] == [{"name": "hook", "failures": 2, "last_error": "HTTP 500: down"}]
+            assert any("destination hook: the last 2 tries failed" in p for p in status["problems"])  # type: ignore[union-attr]
+            await parts.worker.drain()
+            assert service.health()["status"] == "ok"
+            assert len(webhook.to("hook")) == 1

@@ -12,6 +12,8 @@ from digests.delivery import Destination
 
 
 class ConsolePublisher:
+    timeout = 1.0
+
     def __init__(self, fmt: str = "text", stream: TextIO | None = None) -> None:
         self.fmt = fmt
         self.stream = stream

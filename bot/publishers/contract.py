@@ -60,6 +60,9 @@ class Delivery:
 
 
 class Publisher(Protocol):
+    timeout: float
+    """The longest one ``send`` may take, in seconds: a claim's lease must outlast it."""
+
     async def send(self, delivery: Delivery) -> str | None:
         """Deliver; returns the destination's id for what was posted (if it has one)."""
         ...  # pragma: no cover

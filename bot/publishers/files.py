@@ -29,6 +29,8 @@ def message_file_stem(delivery: Delivery) -> str:
 
 
 class FilePublisher:
+    timeout = 10.0
+
     def __init__(self, directory: Path, formats: Sequence[str]) -> None:
         self.directory = directory
         self.formats = tuple(formats)
