@@ -1,5 +1,5 @@
 """``python -m bot`` is the ``rankbot`` command."""
 
-from bot.cli import main
+from bot.launcher import main
 
 main()

@@ -6,8 +6,10 @@ second queueing a no-op).
 - **Daily:** each stored day after the baseline without a day message gets one, queued to daily subscribers (a quiet
   day: skipped or one line, per destination).
 - **Weekly:** for each weekly subscriber, the latest time its cron fired (in its time zone) after it subscribed and
-  after the baseline; the week is the 7 days ending the day before that time (UTC), and it is queued once per
-  destination and period, however late the planner runs.
+  after the baseline. The firing fixes the week: the 7 days ending the day before it (UTC), whatever is stored when
+  the planner runs, so one firing gives one weekly digest per destination however late the planner runs. If that
+  last day is not complete yet, the digest waits for it up to ``late_grace``, then goes out with the days that are
+  complete and says so.
 - **Corrections:** a restatement of a day inside a published digest's period that changes its ranking queues one
   correction (the next revision) to the same destinations.
 """
@@ -24,7 +26,7 @@ from zoneinfo import ZoneInfo
 from apscheduler.triggers.cron import CronTrigger
 
 from digests.delivery import Destination, Message, Variant, variant_for
-from digests.digest import build_digest
+from digests.digest import WEEK_DAYS, build_digest
 from digests.messages import message_for, notice_message
 from digests.model import DaySnapshot, DigestSettings, ModelInfo
 from storage.delivery import DeliveryStore
@@ -81,11 +83,19 @@ class _History:
 
 
 class Planner:
-    def __init__(self, repo: Repository, store: DeliveryStore, settings: DigestSettings) -> None:
+    def __init__(
+        self,
+        repo: Repository,
+        store: DeliveryStore,
+        settings: DigestSettings,
+        late_grace: timedelta = timedelta(hours=6),
+    ) -> None:
         self.repo = repo
         self.store = store
         self.state = ServiceState(store.engine, store.now)
         self.settings = settings
+        self.late_grace = late_grace
+        """How long a weekly digest waits after its cron fired for the week's last day (``late_grace_hours``)."""
 
     def plan(self, now: datetime) -> PlanReport:
         report = PlanReport()
@@ -136,7 +146,10 @@ class Planner:
         now: datetime,
         report: PlanReport,
     ) -> None:
+        """One weekly digest per cron firing: the 7 days ending the day before it fired (UTC). If that last day
+        is not complete yet, wait for it up to ``late_grace`` after the firing, then publish what is complete."""
         queued = self.store.queued_destinations("week")
+        have = set(stored)
         built: dict[date, Message] = {}
         for destination in destinations:
             subscription = destination.subscription
@@ -146,16 +159,21 @@ class Planner:
             since = max(baseline_at, destination.created_at or baseline_at)
             if fired is None or fired < since:
                 continue
-            last_complete = fired.astimezone(UTC).date() - timedelta(days=1)
-            end = max((d for d in stored if d <= last_complete), default=None)
-            if end is None:
+            end = fired.astimezone(UTC).date() - timedelta(days=1)
+            first = end - timedelta(days=WEEK_DAYS - 1)
+            if destination.name in queued.get((first, end), set()):
+                continue
+            if end not in have and now < fired + self.late_grace:
+                continue  # the week's last day is late: wait for it
+            if not any(first <= day <= end for day in have):
+                log.warning("no stored day in %s → %s: no weekly digest for %s", first, end, destination.name)
                 continue
             if end not in built:
-                built[end] = message_for(build_digest("week", history.days, history.models, self.settings, end=end))
-            message = built[end]
-            if destination.name in queued.get((message.first_day, message.last_day), set()):
-                continue
-            self._queue(message, [(destination.name, Variant.FULL)], report)
+                digest = build_digest("week", history.days, history.models, self.settings, end=end)
+                if digest.incomplete:
+                    log.warning("weekly digest %s goes out without %s (not complete)", digest.id, digest.incomplete)
+                built[end] = message_for(digest)
+            self._queue(built[end], [(destination.name, Variant.FULL)], report)
 
     def _corrections(self, stored: Sequence[date], history: _History, report: PlanReport) -> None:
         """Rebuild recent published digests whose source days were restated since; queue a correction when the

@@ -12,7 +12,6 @@ import asyncio
 import contextlib
 import logging
 import os
-import signal
 import socket
 import time
 from collections.abc import AsyncIterator, Iterator, Mapping
@@ -31,6 +30,7 @@ from apscheduler.triggers.interval import IntervalTrigger
 from bot import pipeline
 from bot.bootstrap import request_budget
 from bot.config import ConsoleOutput, FileOutput, Settings, WebhookOutput
+from bot.launcher import EARLY_SIGNALS, early_signal
 from bot.leadership import Leadership, SqliteInstanceLock
 from bot.metrics import Metrics
 from bot.outbox import HEARTBEAT_SECONDS, OutboxWorker, WorkReport
@@ -139,7 +139,7 @@ async def open_parts(settings: Settings, environ: Mapping[str, str], name: str |
                 lease_seconds=service.claim_lease_seconds,
                 metrics=metrics,
             )
-            planner = Planner(repo, store, settings.digest.settings())
+            planner = Planner(repo, store, settings.digest.settings(), timedelta(hours=service.late_grace_hours))
             yield Parts(
                 settings, environ, repo, store, ServiceState(engine), Leadership(engine), metrics, worker, planner
             )
@@ -159,17 +159,41 @@ async def send_due(settings: Settings, environ: Mapping[str, str]) -> WorkReport
         return report
 
 
+def poll_retry_delay(failures: int, poll_minutes: float) -> timedelta:
+    """How soon to poll again after ``failures`` failed polls in a row: 1, 2, 4 … minutes, at most ``poll_minutes``
+    (so one blip does not hold a day's digest back a whole interval)."""
+    return timedelta(minutes=min(poll_minutes, 2.0 ** (failures - 1)))
+
+
 class Service:
-    def __init__(self, parts: Parts, now: Any = utc_now) -> None:
+    def __init__(self, parts: Parts, now: Any = utc_now, stopping: asyncio.Event | None = None) -> None:
         self.parts = parts
         self.now = now
         self.scheduler = AsyncIOScheduler(timezone=UTC)
-        self.stopping = asyncio.Event()
+        self.stopping = stopping or asyncio.Event()
         self.budget = request_budget(parts.settings, clock=time.time)
+        self.polled = asyncio.Event()
+        """Set once the first poll has ended (stored or failed): the planner never runs on data older than that."""
+        self.poll_failures = 0
 
     # -- jobs --------------------------------------------------------------------------------------------
     async def poll(self) -> None:
-        """One poll, inside OpenRouter's request budget as counted across restarts and instances."""
+        """One poll, inside OpenRouter's request budget as counted across restarts and instances; then plan. A
+        failed poll is tried again sooner than the interval (``poll_retry_delay``)."""
+        try:
+            stored = await self._poll_once()
+        finally:
+            self.polled.set()
+        if stored:
+            await self.plan()
+            await self.check()
+
+    def _poll_again_in(self, delay: timedelta) -> None:
+        job = self.scheduler.get_job("poll")
+        if job is not None:
+            job.modify(next_run_time=datetime.now(UTC) + delay)
+
+    async def _poll_once(self) -> bool:
         parts = self.parts
         started = time.monotonic()
         self.budget.restore(await asyncio.to_thread(parts.state.state, REQUESTS) or [])
@@ -178,13 +202,17 @@ class Service:
         except asyncio.CancelledError:
             log.info("poll interrupted by shutdown; nothing half-stored (each window is one transaction)")
             parts.state.set_state(REQUESTS, self.budget.spent())
-            return
+            return False
         except SourceError as error:
             parts.metrics.polls.labels("error").inc()
-            log.warning("poll failed: %s", error)
+            self.poll_failures += 1
+            delay = poll_retry_delay(self.poll_failures, parts.settings.service.poll_minutes)
+            log.warning("poll failed (%d in a row), trying again in %s: %s", self.poll_failures, delay, error)
+            self._poll_again_in(delay)
             await asyncio.to_thread(parts.state.set_state, REQUESTS, self.budget.spent())
             await asyncio.to_thread(parts.state.set_state, "last_poll_error", str(error))
-            return
+            return False
+        self.poll_failures = 0
         await asyncio.to_thread(parts.state.set_state, REQUESTS, self.budget.spent())
         await asyncio.to_thread(parts.state.set_state, "last_poll_error", None)
         parts.metrics.poll_seconds.observe(time.monotonic() - started)
@@ -198,10 +226,12 @@ class Service:
             rows = sum(len(snapshot.rows) for snapshot in window if snapshot.day in changed)
             parts.metrics.rows_stored.inc(rows)
         await asyncio.to_thread(parts.state.set_state, LAST_POLL, self.now().isoformat())
-        await self.plan()
-        await self.check()
+        return True
 
     async def plan(self) -> None:
+        """Queue what is due. Waits for the first poll, so a restart never plans on what was stored before it was
+        down (a weekly digest of a stale week, then another once the poll brings the missed days)."""
+        await self.polled.wait()
         report = await asyncio.to_thread(self.parts.planner.plan, self.now())
         if report.queued:
             log.info("queued %s", ", ".join(report.queued))
@@ -300,9 +330,8 @@ class Service:
         while not self.stopping.is_set():
             leading = await asyncio.to_thread(leadership.check)
             if leading and self.scheduler.state != STATE_RUNNING:
-                log.info("leading: scheduler running")
+                log.info("leading: scheduler running (it polls first, then plans)")
                 self.scheduler.resume()
-                await self.plan()
             elif not leading and self.scheduler.state == STATE_RUNNING:
                 log.info("not leading: scheduler paused; this instance works the outbox")
                 self.scheduler.pause()
@@ -316,9 +345,6 @@ class Service:
         parts.metrics.watch(parts.store, self.last_poll_timestamp)
         self.add_jobs()
         self.scheduler.start(paused=True)
-        loop = asyncio.get_running_loop()
-        for signum in (signal.SIGTERM, signal.SIGINT):
-            loop.add_signal_handler(signum, self.stopping.set)
         server = _QuietServer(
             uvicorn.Config(
                 _app(self),
@@ -350,8 +376,6 @@ class Service:
         await asyncio.gather(web, return_exceptions=True)
         sock.close()
         await asyncio.to_thread(parts.leadership.release)
-        for signum in (signal.SIGTERM, signal.SIGINT):
-            loop.remove_signal_handler(signum)
         log.info("stopped cleanly")
 
 
@@ -370,5 +394,21 @@ def _app(service: Service) -> Any:
 
 
 async def run_service(settings: Settings, environ: Mapping[str, str]) -> None:
-    async with open_parts(settings, environ) as parts:
-        await Service(parts).run()
+    """The service until SIGTERM or Ctrl-C. The handlers are the first thing installed (a signal during the
+    imports was remembered by ``bot.launcher``): a stop during start-up (migrations, the instance lock) is clean."""
+    stopping = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for signum in EARLY_SIGNALS:
+        loop.add_signal_handler(signum, stopping.set)
+    if early_signal() is not None:
+        stopping.set()
+    try:
+        async with open_parts(settings, environ) as parts:
+            await asyncio.sleep(0)  # handle a signal that arrived while migrating
+            if stopping.is_set():
+                log.info("stopped before it started (signal during start-up)")
+                return
+            await Service(parts, stopping=stopping).run()
+    finally:
+        for signum in EARLY_SIGNALS:
+            loop.remove_signal_handler(signum)

@@ -96,6 +96,9 @@ class Digest:
     open_weights_tokens: int
     open_weights_known_tokens: int
     caveats: tuple[str, ...] = CAVEATS
+    incomplete: tuple[date, ...] = ()
+    """Days of the period after the latest stored day: not yet complete when the digest was built (a weekly digest
+    that waited ``late_grace_hours`` for its last day and then went out with what was complete)."""
 
     @property
     def id(self) -> str:
@@ -104,7 +107,8 @@ class Digest:
 
     @property
     def missing_days(self) -> tuple[date, ...]:
-        return tuple(day for day in self.period.days if day not in self.available)
+        """Days of the period the source has no data for (not counting days that were not yet complete)."""
+        return tuple(day for day in self.period.days if day not in self.available and day not in self.incomplete)
 
     @property
     def days_with_data(self) -> int:
@@ -114,6 +118,12 @@ class Digest:
     def period_label(self) -> str:
         """``Source days 2026-10-03 → 2026-10-09 (UTC, complete)``, naming any day the source lacks."""
         label = self.period.label()
+        if self.incomplete:
+            late = ", ".join(day.isoformat() for day in self.incomplete)
+            label = label.replace(", complete)", ")") + (
+                f"; {late} not yet complete when this digest was published: figures cover the "
+                f"{self.days_with_data} complete days"
+            )
         if self.missing_days:
             missing = ", ".join(day.isoformat() for day in self.missing_days)
             label += f"; no data from the source for {missing}"
@@ -199,13 +209,15 @@ def build_digest(
 ) -> Digest:
     """Build the ``day`` or ``week`` digest ending at ``end`` (default: the latest day in ``history``).
 
-    ``history`` is every stored complete day, in any order; days after ``end`` are ignored.
+    ``history`` is every stored complete day, in any order; days after ``end`` are ignored. A week may end after the
+    latest stored day (its last days not yet complete): its figures then cover the days that are, and say so.
     """
     snapshots = {snapshot.day: snapshot for snapshot in history if end is None or snapshot.day <= end}
     if not snapshots:
         raise NoDataError("no complete day is stored yet: run `rankbot poll` or `rankbot backfill` first")
     last = end or max(snapshots)
-    if last not in snapshots:
+    latest = max(snapshots)
+    if last not in snapshots and not (kind == "week" and last - latest < timedelta(days=WEEK_DAYS)):
         raise NoDataError(f"{last.isoformat()} is not a stored complete day")
     period, previous_period = _periods(kind, sorted(snapshots), last)
     current = rank_period(period, snapshots, settings.list_size)
@@ -239,4 +251,5 @@ def build_digest(
         settings=settings,
         open_weights_tokens=sum(row.tokens for row in known if row.info.open_weights),
         open_weights_known_tokens=sum(row.tokens for row in known),
+        incomplete=tuple(day for day in period.days if day > latest),
     )

@@ -105,16 +105,31 @@ def test_overlapping_ticks_for_the_same_day_produce_one_digest(
     assert len(store.recipients(message_id)) == 4
 
 
+def publish_until(repo: Repository, history: SyntheticHistory, last: date) -> None:
+    """The source publishes complete days after the history's last one, through ``last`` (quiet copies)."""
+    day = history.days[-1].day + timedelta(days=1)
+    while day <= last:
+        repo.add_day(redated(history.days[-1], day))
+        day += timedelta(days=1)
+
+
+def weeks(report_queued: list[str]) -> list[str]:
+    return [message_id for message_id in report_queued if message_id.startswith("week:")]
+
+
 def test_the_weekly_digest_catches_up_once_after_downtime(
     repo: Repository, store: DeliveryStore, history: SyntheticHistory, clock: Clock
 ) -> None:
-    """Stopped before Monday 09:00 UTC, restarted at 15:00: the week is published once, never twice."""
+    """Down across Monday 09:00 UTC and back on Wednesday, after two more days were published: the firing's week
+    (the 7 days ending Sunday) goes out once, and the later days do not make a second, different weekly digest."""
     planner = setup(repo, store, history, clock)  # Friday 2026-11-20 12:00 UTC
+    publish_until(repo, history, date(2026, 11, 22))
     clock.now = datetime(2026, 11, 23, 8, 59, tzinfo=UTC)
-    assert planner.plan(clock.now).queued == []
-    clock.now = datetime(2026, 11, 23, 15, 0, tzinfo=UTC)
-    week = "week:2026-11-13_2026-11-19:r1"
-    assert planner.plan(clock.now).queued == [week]
+    assert weeks(planner.plan(clock.now).queued) == []
+    publish_until(repo, history, date(2026, 11, 24))  # the service was down; its first poll stores Mon and Tue
+    clock.now = datetime(2026, 11, 25, 10, 0, tzinfo=UTC)
+    week = "week:2026-11-16_2026-11-22:r1"
+    assert weeks(planner.plan(clock.now).queued) == [week]
     assert recipients(store, week) == dict.fromkeys(
         ("everything", "notable", "quiet-line", "weekly-only"), Variant.FULL
     )
@@ -125,19 +140,60 @@ def test_the_weekly_digest_catches_up_once_after_downtime(
     assert [m.id for m in store.messages(kind="week")] == [week]
 
 
+def test_a_weekly_digest_waits_for_a_last_day_that_arrives_after_the_cron(
+    repo: Repository, store: DeliveryStore, history: SyntheticHistory, clock: Clock
+) -> None:
+    planner = setup(repo, store, history, clock)
+    publish_until(repo, history, date(2026, 11, 21))
+    clock.now = datetime(2026, 11, 23, 9, 0, tzinfo=UTC)  # the cron fires; Sunday 2026-11-22 is not complete yet
+    assert weeks(planner.plan(clock.now).queued) == []
+    clock.now = datetime(2026, 11, 23, 10, 30, tzinfo=UTC)
+    publish_until(repo, history, date(2026, 11, 22))
+    assert weeks(planner.plan(clock.now).queued) == ["week:2026-11-16_2026-11-22:r1"]
+    [message] = store.messages(kind="week")
+    assert "not yet complete" not in message.full["text"]
+    assert "Source days 2026-11-16 → 2026-11-22 (UTC, complete)" in message.full["text"]
+
+
+def test_a_week_whose_last_day_is_later_than_the_grace_goes_out_with_what_is_complete_and_says_so(
+    repo: Repository, store: DeliveryStore, history: SyntheticHistory, clock: Clock
+) -> None:
+    planner = Planner(repo, store, DigestSettings(), late_grace=timedelta(hours=6))
+    repo.add_days(history.days, "api")
+    store.sync_destinations(SUBSCRIBERS)
+    assert planner.plan(clock.now).queued == []
+    publish_until(repo, history, date(2026, 11, 21))
+    clock.now = datetime(2026, 11, 23, 14, 59, tzinfo=UTC)
+    assert weeks(planner.plan(clock.now).queued) == []
+    clock.now = datetime(2026, 11, 23, 15, 0, tzinfo=UTC)
+    week = "week:2026-11-16_2026-11-22:r1"
+    assert weeks(planner.plan(clock.now).queued) == [week]
+    message = store.message(week)
+    assert message is not None
+    assert (
+        "Source days 2026-11-16 → 2026-11-22 (UTC); 2026-11-22 not yet complete when this digest was published: "
+        "figures cover the 6 complete days" in message.full["text"]
+    )
+    assert "tokens over 6 days" in message.full["text"]
+    publish_until(repo, history, date(2026, 11, 22))  # it arrives at last: no second weekly digest
+    clock.advance(hours=1)
+    assert weeks(planner.plan(clock.now).queued) == []
+
+
 def test_each_destination_keeps_its_own_cron_and_time_zone(
     repo: Repository, store: DeliveryStore, history: SyntheticHistory, clock: Clock
 ) -> None:
     planner = setup(repo, store, history, clock)
+    publish_until(repo, history, date(2026, 11, 22))
     store.sync_destinations(
         [Destination("new-york", "console", {}, Subscription(daily=False, timezone="America/New_York"))]
     )
     clock.now = datetime(2026, 11, 23, 13, 59, tzinfo=UTC)  # 08:59 in New York
     planner.plan(clock.now)
-    week = "week:2026-11-13_2026-11-19:r1"
+    week = "week:2026-11-16_2026-11-22:r1"
     assert "new-york" not in recipients(store, week)
     clock.now = datetime(2026, 11, 23, 14, 1, tzinfo=UTC)
-    assert planner.plan(clock.now).queued == [week]
+    assert weeks(planner.plan(clock.now).queued) == [week]
     assert "new-york" in recipients(store, week)
 
 
@@ -147,8 +203,10 @@ def test_a_destination_added_after_the_weekly_time_waits_for_the_next_one(
     planner = setup(repo, store, history, clock)
     clock.now = datetime(2026, 11, 23, 10, 0, tzinfo=UTC)
     store.sync_destinations([*SUBSCRIBERS, Destination("late-joiner", "console", {}, Subscription())])
+    publish_until(repo, history, date(2026, 11, 22))
     planner.plan(clock.now)
-    assert "late-joiner" not in recipients(store, "week:2026-11-13_2026-11-19:r1")
+    assert "late-joiner" not in recipients(store, "week:2026-11-16_2026-11-22:r1")
+    assert "notable" in recipients(store, "week:2026-11-16_2026-11-22:r1")
 
 
 def test_a_restatement_that_changes_a_published_rank_queues_one_correction(

@@ -4,6 +4,7 @@ over on PostgreSQL when the leader dies, and survives ``kill -9`` during a fan-o
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import random
@@ -443,3 +444,87 @@ async def test_health_reports_stale_claims_failing_destinations_and_a_service_th
             await parts.worker.drain()
             assert service.health()["status"] == "ok"
             assert len(webhook.to("hook")) == 1
+
+
+@pytest.mark.parametrize("after", [0.15, 0.4, 0.9])
+def test_sigterm_in_the_first_second_stops_cleanly(tmp_path: Path, after: float) -> None:
+    """A stop while Python is still importing, migrating or binding is a clean stop (exit 0), not death by
+    signal (-15)."""
+    config = write_config(
+        tmp_path / "config.toml",
+        openrouter="http://127.0.0.1:9",
+        database_url=f"sqlite:///{tmp_path / 'early.db'}",
+        port=free_port(),
+        outputs=[],
+    )
+    service = start(config, "run", cwd=tmp_path)
+    time.sleep(after)
+    code, log = stop(service)
+    assert code == 0, log
+    assert "Traceback" not in log
+
+
+def test_other_commands_still_die_by_sigterm(tmp_path: Path) -> None:
+    """The early handler only defers a signal: `poll` gets it back and ends as an interrupted command does."""
+    with socket.socket() as silent:  # accepts connections and never answers: the poll hangs
+        silent.bind(("127.0.0.1", 0))
+        silent.listen()
+        config = write_config(
+            tmp_path / "config.toml",
+            openrouter=f"http://127.0.0.1:{silent.getsockname()[1]}",
+            database_url=f"sqlite:///{tmp_path / 'poll.db'}",
+            port=0,
+            outputs=[],
+        )
+        process = start(config, "poll", cwd=tmp_path)
+        time.sleep(0.2)
+        process.send_signal(signal.SIGTERM)
+        process.communicate(timeout=30)
+    assert process.returncode == -signal.SIGTERM
+
+
+async def test_a_failed_poll_is_retried_sooner_with_backoff_and_the_first_plan_waits_for_a_poll(
+    tmp_path: Path, openrouter: FakeOpenRouter
+) -> None:
+    from bot.config import load_settings
+    from bot.demo.server import Fault
+    from bot.service import Service, open_parts, poll_retry_delay
+
+    assert [poll_retry_delay(n, 15).total_seconds() / 60 for n in range(1, 7)] == [1, 2, 4, 8, 15, 15]
+    settings = load_settings(
+        None,
+        {
+            "RANKBOT_OPENROUTER_BASE_URL": openrouter.url,
+            "RANKBOT_OPENROUTER_SOURCE": "exports",
+            "RANKBOT_OPENROUTER_RETRY_ATTEMPTS": "2",
+            "RANKBOT_OPENROUTER_RETRY_BASE_SECONDS": "0.01",
+            "RANKBOT_STORAGE_DATABASE_URL": f"sqlite:///{tmp_path / 'retry.db'}",
+        },
+    )
+    async with open_parts(settings, {}) as parts:
+        service = Service(parts)
+        service.add_jobs()
+        service.scheduler.start(paused=True)
+        try:
+            planning = asyncio.create_task(service.plan())
+            await asyncio.sleep(0.2)
+            assert not planning.done()  # no plan before the first poll
+            openrouter.add_fault(Fault("latest.manifest.json", "status", status=500, times=2))
+            await service.poll()
+            await planning
+            job = service.scheduler.get_job("poll")
+            assert job is not None
+            for minutes in (1, 2):
+                wait = (job.next_run_time - datetime.now(UTC)).total_seconds()
+                assert minutes * 60 - 5 < wait <= minutes * 60, (minutes, wait)
+                if minutes == 1:
+                    openrouter.add_fault(Fault("latest.manifest.json", "html"))  # not retried within a poll
+                    await service.poll()
+                    job = service.scheduler.get_job("poll")
+                    assert job is not None
+            assert service.poll_failures == 2
+            await service.poll()
+            assert service.poll_failures == 0
+            assert parts.repo.latest_day() == openrouter.last_complete()
+        finally:
+            service.scheduler.shutdown(wait=False)

@@ -22,6 +22,7 @@ from bot import pipeline
 from bot.cli import outbox, rankings
 from bot.cli.plumbing import ConfigOption, err, fail, out, parse_date, run, settings_from, today_utc
 from bot.config import ConfigError
+from bot.launcher import release_early_signals
 from bot.outputs import rendered, write_charts, write_digest_files
 from bot.poller import PollReport
 from bot.sources.batch import SourceBatch
@@ -202,6 +203,13 @@ def run_command(config: ConfigOption = None) -> None:
         run(lambda: run_service(settings, os.environ))
     except ServiceError as error:
         fail(str(error))
+
+
+@app.callback()
+def _signals(context: typer.Context) -> None:
+    """Every command but ``run`` handles SIGTERM and Ctrl-C the default way (``run`` stops cleanly instead)."""
+    if context.invoked_subcommand != "run":
+        release_early_signals()
 
 
 def main() -> None:
