@@ -10,8 +10,9 @@ second queueing a no-op).
   the planner runs, so one firing gives one weekly digest per destination however late the planner runs. If that
   last day is not complete yet, the digest waits for it up to ``late_grace``, then goes out with the days that are
   complete and says so.
-- **Corrections:** a restatement of a day inside a published digest's period that changes its ranking queues one
-  correction (the next revision) to the same destinations.
+- **Corrections:** a restatement of a day a published digest depends on (its period, or the period it was compared
+  with) that changes what it showed (ranks, previous ranks, drop-outs, alerts) queues one correction (the next
+  revision) to the same destinations.
 """
 
 from __future__ import annotations
@@ -27,7 +28,7 @@ from apscheduler.triggers.cron import CronTrigger
 
 from digests.delivery import Destination, Message, Variant, variant_for
 from digests.digest import WEEK_DAYS, build_digest
-from digests.messages import message_for, notice_message
+from digests.messages import message_for, notice_message, same_as_published
 from digests.model import DaySnapshot, DigestSettings, ModelInfo
 from storage.delivery import DeliveryStore
 from storage.repository import Repository
@@ -185,23 +186,32 @@ class Planner:
                 latest[(message.kind, message.first_day, message.last_day)] = message  # highest revision last
         if not latest:
             return
-        revisions = {snapshot.day: snapshot.revision for snapshot in self.repo.days(start=window_start - timedelta(7))}
+        revisions = {snapshot.day: snapshot.revision for snapshot in self.repo.days(start=window_start - timedelta(14))}
         for (kind, first, last), message in latest.items():
             if first is None or last is None:
                 continue
-            days = [first + timedelta(n) for n in range((last - first).days + 1)]
-            expected = 1 + sum(revisions.get(day, 1) - 1 for day in days)
+            expected = 1 + sum(revisions.get(day, 1) - 1 for day in _depends_on(kind, first, last, stored))
             if expected <= message.revision:
                 continue
             digest = build_digest(kind, history.days, history.models, self.settings, end=last)
-            if digest.revision <= message.revision:
+            if digest.revision <= message.revision or same_as_published(digest, message.fingerprint):
                 continue
             recipients = [(name, v) for name, v in self.store.recipients(message.id) if v is Variant.FULL]
             corrected = message_for(digest, corrects=message.id)
-            if corrected.fingerprint == message.fingerprint or not recipients:
+            if not recipients:
                 continue
             self._queue(corrected, recipients, report)
             report.corrections.append(corrected.id)
+
+
+def _depends_on(kind: str, first: date, last: date, stored: Sequence[date]) -> list[date]:
+    """The days a published digest's figures come from: its period and the one it was compared with (the latest
+    stored day before a day digest; the 7 days before a week)."""
+    days = [first + timedelta(n) for n in range((last - first).days + 1)]
+    if kind == "week":
+        return [day - timedelta(days=WEEK_DAYS) for day in days] + days
+    earlier = [day for day in stored if day < first]
+    return earlier[-1:] + days
 
 
 # -- operator notices ------------------------------------------------------------------------------------------

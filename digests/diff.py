@@ -12,6 +12,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date
 from enum import StrEnum
+from functools import partial
 
 from digests.model import DaySnapshot, DigestSettings, Period
 from digests.numbers import format_change
@@ -57,6 +58,16 @@ class PeriodRanking:
     def by_permaslug(self) -> dict[str, Standing]:
         return {standing.permaslug: standing for standing in self.standings}
 
+    @property
+    def missing(self) -> tuple[date, ...]:
+        """The period's days the source has no data for."""
+        return tuple(day for day in self.period.days if day not in self.available)
+
+    @property
+    def mostly_present(self) -> bool:
+        """Data for at least half the period's days: enough to compare volumes with."""
+        return 2 * len(self.available) >= len(self.period.days)
+
 
 @dataclass(frozen=True, slots=True)
 class Movement:
@@ -71,6 +82,12 @@ class Movement:
     previous_tokens: int | None
     noise: bool = False
     """A swap with a neighbour whose volume is within the tie band: not a notable jump."""
+    days: int = 1
+    """Days with data in this period: ``tokens`` is their sum."""
+    previous_days: int = 1
+    """Days with data in the previous period: ``previous_tokens`` is their sum."""
+    volume_comparable: bool = True
+    """False when the previous period has data for fewer than half its days: no volume change is shown."""
 
     @property
     def delta(self) -> int:
@@ -81,10 +98,11 @@ class Movement:
 
     @property
     def volume_change(self) -> float | None:
-        """Relative change in tokens, e.g. ``0.41`` for +41 %; ``None`` when not comparable."""
-        if not self.tokens or not self.previous_tokens:
+        """Relative change in tokens per day with data, e.g. ``0.41`` for +41 % (a week of 7 days against one of 6
+        compares averages, not sums); ``None`` when not comparable."""
+        if not self.tokens or not self.previous_tokens or not self.volume_comparable:
             return None
-        return self.tokens / self.previous_tokens - 1
+        return (self.tokens / self.days) / (self.previous_tokens / self.previous_days) - 1
 
     @property
     def marker(self) -> str:
@@ -124,20 +142,38 @@ class ChartStats:
     days_at_1: int
 
 
+def _summed(days: Sequence[date], snapshots: Mapping[date, DaySnapshot]) -> tuple[dict[str, int], dict[str, int]]:
+    """Each model's tokens over ``days`` (those stored), and on how many of them it was listed."""
+    tokens: dict[str, int] = {}
+    present: dict[str, int] = {}
+    for day in days:
+        for row in snapshots[day].rows if day in snapshots else ():
+            tokens[row.permaslug] = tokens.get(row.permaslug, 0) + row.tokens
+            present[row.permaslug] = present.get(row.permaslug, 0) + 1
+    return tokens, present
+
+
+def _top(tokens: Mapping[str, int], list_size: int) -> list[str]:
+    return sorted(tokens, key=lambda slug: (-tokens[slug], slug))[:list_size]
+
+
+def listed(period: Period, snapshots: Mapping[date, DaySnapshot], list_size: int) -> list[str]:
+    """The permaslugs on the period's list, in rank order (``rank_period`` without the figures)."""
+    tokens: dict[str, int] = {}
+    for day in period.days:
+        for row in snapshots[day].rows if day in snapshots else ():
+            tokens[row.permaslug] = tokens.get(row.permaslug, 0) + row.tokens
+    return _top(tokens, list_size)
+
+
 def rank_period(period: Period, snapshots: Mapping[date, DaySnapshot], list_size: int) -> PeriodRanking:
     """Rank the models of a period by tokens over its available days (ties by permaslug)."""
     available = tuple(day for day in period.days if day in snapshots)
-    tokens: dict[str, int] = {}
-    present: dict[str, int] = {}
-    total = 0
-    for day in available:
-        snapshot = snapshots[day]
-        total += snapshot.total_tokens
-        for row in snapshot.rows:
-            tokens[row.permaslug] = tokens.get(row.permaslug, 0) + row.tokens
-            present[row.permaslug] = present.get(row.permaslug, 0) + 1
-    order = sorted(tokens, key=lambda slug: (-tokens[slug], slug))[:list_size]
-    standings = tuple(Standing(slug, rank, tokens[slug], present[slug]) for rank, slug in enumerate(order, start=1))
+    tokens, present = _summed(available, snapshots)
+    total = sum(snapshots[day].total_tokens for day in available)
+    standings = tuple(
+        Standing(slug, rank, tokens[slug], present[slug]) for rank, slug in enumerate(_top(tokens, list_size), start=1)
+    )
     return PeriodRanking(period, available, standings, total)
 
 
@@ -158,27 +194,33 @@ def diff_rankings(
 ) -> tuple[Movement, ...]:
     """One movement per model of the current list (in rank order), then one per drop-out (in previous order).
 
-    ``seen_before`` holds every permaslug stored before the current period; one absent from it is ``NEW``, one
-    present but missing from the previous list is a ``RE-ENTRY``.
+    ``seen_before`` holds every permaslug on an earlier list of the same kind (an earlier day's top 50 for a day
+    list, an earlier week's for a week list); one absent from it is ``NEW``, one present but missing from the
+    previous list is a ``RE-ENTRY``. Volumes are compared per day with data in each period, and not at all when the
+    previous period has data for fewer than half its days.
     """
     before = previous.by_permaslug() if previous else {}
+    moved = partial(
+        Movement,
+        days=len(current.available),
+        previous_days=len(previous.available) if previous and previous.available else 1,
+        volume_comparable=previous is None or previous.mostly_present,
+    )
     movements: list[Movement] = []
     for standing in current.standings:
         old = before.get(standing.permaslug)
         if old is None:
             kind = Move.REENTRY if standing.permaslug in seen_before else Move.NEW
-            movements.append(Movement(standing.permaslug, kind, standing.rank, None, standing.tokens, None))
+            movements.append(moved(standing.permaslug, kind, standing.rank, None, standing.tokens, None))
             continue
         delta = old.rank - standing.rank
         kind = Move.UP if delta > 0 else Move.DOWN if delta < 0 else Move.SAME
         noise = _is_noise(standing, delta, current.standings, tie_band)
-        movements.append(
-            Movement(standing.permaslug, kind, standing.rank, old.rank, standing.tokens, old.tokens, noise)
-        )
+        movements.append(moved(standing.permaslug, kind, standing.rank, old.rank, standing.tokens, old.tokens, noise))
     now = current.by_permaslug()
     for old in previous.standings if previous else ():
         if old.permaslug not in now:
-            movements.append(Movement(old.permaslug, Move.DROPPED, None, old.rank, None, old.tokens))
+            movements.append(moved(old.permaslug, Move.DROPPED, None, old.rank, None, old.tokens))
     return tuple(movements)
 
 
@@ -239,10 +281,16 @@ def chart_stats(history: Iterable[DaySnapshot]) -> dict[str, ChartStats]:
     days: dict[str, int] = {}
     at_one: dict[str, int] = {}
     for snapshot in history:
+        if snapshot.rows:
+            leader = snapshot.rows[0].permaslug
+            at_one[leader] = at_one.get(leader, 0) + 1
         for rank, row in enumerate(snapshot.rows, start=1):
             slug = row.permaslug
-            peak[slug] = min(peak.get(slug, rank), rank)
-            days[slug] = days.get(slug, 0) + 1
-            if rank == 1:
-                at_one[slug] = at_one.get(slug, 0) + 1
+            if slug in days:
+                days[slug] += 1
+                if rank < peak[slug]:
+                    peak[slug] = rank
+            else:
+                days[slug] = 1
+                peak[slug] = rank
     return {slug: ChartStats(peak[slug], days[slug], at_one.get(slug, 0)) for slug in peak}

@@ -21,11 +21,13 @@ from digests.diff import (
     callouts,
     chart_stats,
     diff_rankings,
+    listed,
     rank_period,
 )
 from digests.labels import CAVEATS, attribution
 from digests.model import DaySnapshot, DigestSettings, ModelInfo, Period
 from digests.names import display_name, model_info, variant_tags
+from digests.numbers import format_as_of
 
 WEEK_DAYS = 7
 RUN_RATE_DAYS = 30
@@ -99,6 +101,11 @@ class Digest:
     incomplete: tuple[date, ...] = ()
     """Days of the period after the latest stored day: not yet complete when the digest was built (a weekly digest
     that waited ``late_grace_hours`` for its last day and then went out with what was complete)."""
+    previous_available: tuple[date, ...] = ()
+    """The previous period's days that have data."""
+    restated: tuple[tuple[date, datetime], ...] = ()
+    """Days this digest depends on (its period and the previous one) that the source restated, with the ``as_of`` of
+    their current figures. Non-empty exactly when ``revision`` > 1."""
 
     @property
     def id(self) -> str:
@@ -113,6 +120,42 @@ class Digest:
     @property
     def days_with_data(self) -> int:
         return len(self.available)
+
+    @property
+    def previous_missing_days(self) -> tuple[date, ...]:
+        """Days of the previous period the source has no data for."""
+        if self.previous is None:
+            return ()
+        return tuple(day for day in self.previous.days if day not in self.previous_available)
+
+    @property
+    def volume_compared(self) -> bool:
+        """Volume changes are shown: the previous period has data for at least half its days."""
+        return self.previous is not None and 2 * len(self.previous_available) >= len(self.previous.days)
+
+    @property
+    def comparison_label(self) -> str:
+        """``Compared with source days … (UTC, complete); no data from the source for …``, and what that means for
+        the volume changes."""
+        if self.previous is None:
+            return "No earlier period stored: every model is shown as an entrant."
+        label = f"Compared with {self.previous.label().replace('Source', 'source')}"
+        if self.previous_missing_days:
+            label += "; no data from the source for " + ", ".join(d.isoformat() for d in self.previous_missing_days)
+        if not self.volume_compared:
+            have, want = len(self.previous_available), len(self.previous.days)
+            return f"{label}. It has data for only {have} of its {want} days: no volume change is shown."
+        if self.previous_missing_days or self.missing_days or self.incomplete:
+            return f"{label}. Volume changes compare tokens per day over the days with data."
+        return label + "."
+
+    @property
+    def revision_note(self) -> str | None:
+        """``Revised: 2026-11-28 restated on 2026-11-30 02:00 UTC.`` for revision 2 and later."""
+        if not self.restated:
+            return None
+        said = ", ".join(f"{day.isoformat()} restated on {format_as_of(as_of)}" for day, as_of in self.restated)
+        return f"Revised (revision {self.revision}): {said}."
 
     @property
     def period_label(self) -> str:
@@ -200,6 +243,21 @@ def _rows(
     )
 
 
+def _on_earlier_lists(period: Period, snapshots: Mapping[date, DaySnapshot], list_size: int) -> frozenset[str]:
+    """Every model on an earlier list of the same kind: an earlier day's top 50 for a day, the top list of an
+    earlier week (the weeks ending 7, 14, … days before this one) for a week."""
+    first = min(snapshots)
+    if period.kind == "day":
+        return frozenset(row.permaslug for day, s in snapshots.items() if day < period.first for row in s.rows)
+    seen: set[str] = set()
+    shift = timedelta(days=WEEK_DAYS)
+    earlier = Period("week", tuple(day - shift for day in period.days))
+    while earlier.last >= first:
+        seen.update(listed(earlier, snapshots, list_size))
+        earlier = Period("week", tuple(day - shift for day in earlier.days))
+    return frozenset(seen)
+
+
 def build_digest(
     kind: str,
     history: Sequence[DaySnapshot],
@@ -210,7 +268,8 @@ def build_digest(
     """Build the ``day`` or ``week`` digest ending at ``end`` (default: the latest day in ``history``).
 
     ``history`` is every stored complete day, in any order; days after ``end`` are ignored. A week may end after the
-    latest stored day (its last days not yet complete): its figures then cover the days that are, and say so.
+    latest stored day (its last days not yet complete): its figures then cover the days that are, and say so. The
+    revision counts restatements of every day the digest depends on: its period and the one it is compared with.
     """
     snapshots = {snapshot.day: snapshot for snapshot in history if end is None or snapshot.day <= end}
     if not snapshots:
@@ -224,9 +283,7 @@ def build_digest(
     previous = rank_period(previous_period, snapshots, settings.list_size) if previous_period else None
     if previous is not None and not previous.available:
         previous = None
-    seen_before = frozenset(
-        row.permaslug for snapshot in snapshots.values() if snapshot.day < period.first for row in snapshot.rows
-    )
+    seen_before = _on_earlier_lists(period, snapshots, settings.list_size)
     movements = diff_rankings(current, previous, seen_before, settings.tie_band)
     rows = _rows(current, movements, chart_stats(snapshots.values()), catalogue)
     dropped = tuple(
@@ -235,6 +292,8 @@ def build_digest(
         if m.kind is Move.DROPPED
     )
     sources = [snapshots[day] for day in current.available]
+    compared = [snapshots[day] for day in previous.available] if previous else []
+    restated = tuple((s.day, s.as_of) for s in sorted([*compared, *sources], key=lambda s: s.day) if s.revision > 1)
     known = [row for row in rows if row.info.open_weights is not None]
     return Digest(
         kind=kind,
@@ -242,7 +301,7 @@ def build_digest(
         available=current.available,
         previous=previous.period if previous else None,
         as_of=max(snapshot.as_of for snapshot in sources),
-        revision=1 + sum(snapshot.revision - 1 for snapshot in sources),
+        revision=1 + sum(snapshot.revision - 1 for snapshot in [*sources, *compared]),
         rows=rows,
         dropped=dropped,
         callouts=callouts(movements),
@@ -252,4 +311,6 @@ def build_digest(
         open_weights_tokens=sum(row.tokens for row in known if row.info.open_weights),
         open_weights_known_tokens=sum(row.tokens for row in known),
         incomplete=tuple(day for day in period.days if day > latest),
+        previous_available=previous.available if previous else (),
+        restated=restated,
     )

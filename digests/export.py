@@ -6,7 +6,7 @@ Token counts are integers; shares are fractions of the period's total (``other``
 
 from __future__ import annotations
 
-from datetime import UTC
+from datetime import UTC, datetime
 from typing import Any
 
 from digests.digest import Digest, DigestRow
@@ -19,6 +19,10 @@ def _period(period: Period | None) -> dict[str, Any] | None:
     if period is None:
         return None
     return {"label": period.label(), "source_days": [day.isoformat() for day in period.days]}
+
+
+def _utc(moment: datetime) -> str:
+    return moment.astimezone(UTC).isoformat().replace("+00:00", "Z")
 
 
 def _row(row: DigestRow) -> dict[str, Any]:
@@ -61,10 +65,20 @@ def digest_document(digest: Digest) -> dict[str, Any]:
             **(_period(digest.period) or {}),
             "label": digest.period_label,
             "days_with_data": [day.isoformat() for day in digest.available],
+            "not_yet_complete": [day.isoformat() for day in digest.incomplete],
         },
-        "previous_period": _period(digest.previous),
-        "as_of": digest.as_of.astimezone(UTC).isoformat().replace("+00:00", "Z"),
+        "previous_period": None
+        if digest.previous is None
+        else {
+            **(_period(digest.previous) or {}),
+            "days_with_data": [day.isoformat() for day in digest.previous_available],
+            "missing_days": [day.isoformat() for day in digest.previous_missing_days],
+            "volume_changes_shown": digest.volume_compared,
+        },
+        "comparison": digest.comparison_label,
+        "as_of": _utc(digest.as_of),
         "revision": digest.revision,
+        "restated": [{"day": day.isoformat(), "as_of": _utc(as_of)} for day, as_of in digest.restated],
         "unit": digest.unit,
         "totals": {
             "tokens": digest.total_tokens,

@@ -19,9 +19,24 @@ from digests.text import render_text
 NOTICE_SCHEMA = "rankbot.notice/v1"
 
 
+FINGERPRINT_VERSION = "v2|"
+
+
 def fingerprint(digest: Digest) -> str:
-    """The published ranking: permaslugs in rank order. Equal fingerprints mean no rank changed."""
-    return " ".join(row.permaslug for row in digest.rows)
+    """What a reader saw that a restatement can change: each row's rank and previous rank (its movement), the
+    drop-outs, and which models raised an alert. Equal fingerprints mean no correction is needed."""
+    rows = " ".join(f"{row.permaslug}@{row.movement.previous_rank or '-'}" for row in digest.rows)
+    dropped = " ".join(d.info.permaslug for d in digest.dropped)
+    alerted = " ".join(sorted({alert.permaslug for alert in digest.alerts}))
+    return f"{FINGERPRINT_VERSION}{rows}|{dropped}|{alerted}"
+
+
+def same_as_published(digest: Digest, published: str) -> bool:
+    """Does ``digest`` show what the message with fingerprint ``published`` showed? Messages queued before
+    fingerprints covered the comparison (no version prefix) recorded only the ranking."""
+    if published.startswith(FINGERPRINT_VERSION):
+        return fingerprint(digest) == published
+    return " ".join(row.permaslug for row in digest.rows) == published
 
 
 def digest_title(digest: Digest) -> str:

@@ -93,6 +93,15 @@ def _as_of(snapshots: Sequence[DaySnapshot | None]) -> datetime | None:
     return max((s.as_of for s in snapshots if s is not None), default=None)
 
 
+def _revised(digest: Digest) -> str:
+    """`` · revised: 2026-11-28 restated on 2026-11-30`` for a revised digest, else nothing."""
+    if not digest.restated:
+        return ""
+    return " · revised: " + ", ".join(
+        f"{day.isoformat()} restated on {as_of:%Y-%m-%d}" for day, as_of in digest.restated
+    )
+
+
 def bump_series(digest: Digest, history: Sequence[DaySnapshot], top: int = 10) -> BumpSeries:
     """The digest's top ``top`` models over 14 days ending at its last day: for a week digest its 7 days and the 7
     before; for a day digest the last 14 days."""
@@ -113,7 +122,7 @@ def bump_series(digest: Digest, history: Sequence[DaySnapshot], top: int = 10) -
         period_first=digest.period.first,
         title=f"OpenRouter top {len(lines)} by tokens — rank by day, {kind} ending {digest.period.last.isoformat()}",
         subtitle=f"Source days {days[0].isoformat()} → {days[-1].isoformat()} (UTC, complete) · gaps: below #50 "
-        "or no data",
+        f"or no data{_revised(digest)}",
         footer=digest.attribution,
     )
 
@@ -150,7 +159,7 @@ def share_series(digest: Digest, history: Sequence[DaySnapshot], top: int = 10) 
         other=tuple(other),
         title=f"Share of all OpenRouter tokens per day — top {len(leaders)} of {digest.period.last.isoformat()}",
         subtitle=f"Source days {days[0].isoformat()} → {days[-1].isoformat()} (UTC, complete); 'other' = models "
-        "outside the top 50",
+        f"outside the top 50{_revised(digest)}",
         footer=digest.attribution,
     )
 

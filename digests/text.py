@@ -29,10 +29,9 @@ def _heading(digest: Digest) -> str:
 
 def _header_lines(digest: Digest) -> list[str]:
     lines = [f"{digest.period_label} · data as of {format_as_of(digest.as_of)}"]
-    if digest.previous is not None:
-        lines.append(f"Compared with {digest.previous.label().replace('Source', 'source')}.")
-    else:
-        lines.append("No earlier period stored: every model is shown as an entrant.")
+    if digest.revision_note:
+        lines.append(digest.revision_note)
+    lines.append(digest.comparison_label)
     total = f"All models: {format_tokens(digest.total_tokens)} {digest.unit}"
     if digest.kind == "week":
         total += f" ({format_tokens(digest.total_tokens / digest.days_with_data)} avg/day)"

@@ -10,11 +10,15 @@ from hypothesis import strategies as st
 
 from digests.diff import Move, alerts, callouts, chart_stats, diff_rankings, rank_period
 from digests.digest import build_digest
+from digests.export import digest_document
 from digests.model import DaySnapshot, DigestSettings, Period
+from digests.series import bump_series, share_series
+from digests.text import render_text
 
 AS_OF = datetime(2026, 10, 11, 0, 27, tzinfo=UTC)
 D0 = date(2026, 10, 1)
 SETTINGS = DigestSettings(top_n=3, jump_threshold=2, tie_band=0.02, list_size=5)
+SLUGS_FOR_GAPS = ["a", "b", "c", "d"]
 
 
 def day(offset: int, tokens: dict[str, int], other: int = 1000) -> DaySnapshot:
@@ -93,6 +97,101 @@ def test_first_day_has_no_previous_and_everything_is_new() -> None:
     assert digest.previous is None
     assert {row.movement.kind for row in digest.rows} == {Move.NEW}
     assert all(c.title != "NEW #1" for c in digest.callouts)
+
+
+def test_a_week_compared_with_a_week_missing_a_day_compares_tokens_per_day() -> None:
+    """The real history lacks 2025-06-15: a week of 7 days against one of 6 is compared per day with data, so a
+    model with the same tokens every day has no volume change (a sum would say +17 %), and the gap is named."""
+    history = [day(i, {"a": 700, "b": 300}) for i in range(14) if i != 6]
+    digest = build_digest("week", history, {}, SETTINGS)
+    assert {row.permaslug: row.movement.volume_change for row in digest.rows} == {"a": 0.0, "b": 0.0}
+    assert digest.comparison_label == (
+        "Compared with source days 2026-10-01 → 2026-10-07 (UTC, complete); no data from the source for 2026-10-07. "
+        "Volume changes compare tokens per day over the days with data."
+    )
+    document = digest_document(digest)
+    assert len(document["previous_period"]["days_with_data"]) == 6
+    assert document["previous_period"]["missing_days"] == ["2026-10-07"]
+    assert document["previous_period"]["volume_changes_shown"] is True
+    assert "Compared with source days 2026-10-01 → 2026-10-07 (UTC, complete); no data" in render_text(digest)
+
+
+def test_no_volume_change_against_a_previous_week_with_fewer_than_half_its_days() -> None:
+    """A week after a short backfill has one stored day of the week before: ranks are compared, volumes are not
+    (no "+935 %")."""
+    history = [day(6, {"a": 100, "b": 300})] + [day(i, {"a": 700, "b": 300, "c": 50}) for i in range(7, 14)]
+    digest = build_digest("week", history, {}, SETTINGS)
+    assert [row.movement.marker for row in digest.rows] == ["▲1", "▼1", "NEW"]
+    assert all(row.movement.volume_change is None for row in digest.rows)
+    assert all(c.title != "Biggest gainer" for c in digest.callouts)
+    assert digest.comparison_label.endswith("It has data for only 1 of its 7 days: no volume change is shown.")
+    assert digest_document(digest)["previous_period"]["volume_changes_shown"] is False
+
+
+@given(
+    per_day=st.dictionaries(st.sampled_from(SLUGS_FOR_GAPS), st.integers(1, 10**12), min_size=1),
+    gone=st.sets(st.integers(0, 13), max_size=5),
+)
+@settings(max_examples=100, deadline=None)
+def test_the_same_tokens_every_day_never_show_a_volume_change_whatever_days_are_missing(
+    per_day: dict[str, int], gone: set[int]
+) -> None:
+    history = [day(i, per_day) for i in range(14) if i not in gone or i == 13]
+    digest = build_digest("week", history, {}, DigestSettings(list_size=50))
+    for row in digest.rows:
+        change = row.movement.volume_change
+        assert change is None or abs(change) < 1e-9, (row.permaslug, change)
+
+
+def test_new_and_re_entry_are_about_lists_of_the_same_kind() -> None:
+    """`x` was on one day's list inside the previous week but never on a weekly list: in the week digest it is
+    NEW (not RE-ENTRY); `y` was on the weekly list two weeks ago, not last week: RE-ENTRY. In the day digest `x`,
+    seen on an earlier day's list, is a RE-ENTRY."""
+    top = {f"m{n}": 1000 - n for n in range(5)}  # five models fill the week lists (list_size 5)
+    history = [
+        *(day(i, {**top, "y": 2000}) for i in range(7)),
+        *(day(i, {**top, "x": 1200} if i == 10 else top) for i in range(7, 14)),
+        *(day(i, {"x": 5000, "y": 4000, **top}) for i in range(14, 21)),
+    ]
+    week = build_digest("week", history, {}, SETTINGS)
+    assert {row.permaslug: row.movement.kind for row in week.rows if row.permaslug in "xy"} == {
+        "x": Move.NEW,
+        "y": Move.REENTRY,
+    }
+    assert [c.permaslug for c in week.callouts if c.title == "Hot-shot debut"] == ["x"]
+    today = build_digest("day", history, {}, SETTINGS, end=D0 + timedelta(days=14))
+    assert {row.permaslug: row.movement.kind for row in today.rows if row.permaslug in "xy"} == {
+        "x": Move.REENTRY,
+        "y": Move.REENTRY,
+    }
+
+
+def test_a_revised_digest_says_so_in_text_markdown_json_and_chart_subtitles() -> None:
+    restated_at = datetime(2026, 10, 12, 3, 0, tzinfo=UTC)
+    history = [
+        day(0, {"a": 100, "b": 90}),
+        DaySnapshot.of(D0 + timedelta(days=1), [("a", 101), ("b", 90), ("other", 1000)], restated_at, revision=2),
+    ]
+    digest = build_digest("day", history, {}, SETTINGS)
+    note = "Revised (revision 2): 2026-10-02 restated on 2026-10-12 03:00 UTC."
+    assert digest.revision == 2 and digest.revision_note == note
+    assert note in render_text(digest)
+    assert note in render_text(digest, markdown=True)
+    assert digest_document(digest)["restated"] == [{"day": "2026-10-02", "as_of": "2026-10-12T03:00:00Z"}]
+    assert bump_series(digest, history).subtitle.endswith("· revised: 2026-10-02 restated on 2026-10-12")
+    assert share_series(digest, history).subtitle.endswith("· revised: 2026-10-02 restated on 2026-10-12")
+    assert build_digest("day", [day(0, {"a": 1}), day(1, {"a": 1})], {}, SETTINGS).revision_note is None
+
+
+def test_a_restated_comparison_day_revises_the_digest() -> None:
+    """The day before is part of what a day digest says (previous ranks, alerts): restating it is a new revision."""
+    history = [
+        DaySnapshot.of(D0, [("a", 100), ("b", 90), ("other", 10)], AS_OF, revision=2),
+        day(1, {"a": 100, "b": 90}),
+    ]
+    digest = build_digest("day", history, {}, SETTINGS)
+    assert digest.revision == 2 and digest.id == "day:2026-10-02:r2"
+    assert digest.restated == ((D0, AS_OF),)
 
 
 # -- properties ---------------------------------------------------------------------------------------------

@@ -268,3 +268,24 @@ def test_a_late_day_raises_one_notice_and_resolves_when_it_arrives(
     repo.add_day(redated(history.days[-1], date(2026, 11, 20)))
     check_operations(repo, store, clock.now, time(1, 0), timedelta(hours=6))
     assert ServiceState(store.engine).open_notices() == []
+
+
+def test_a_restatement_of_the_comparison_day_that_changes_what_was_shown_queues_a_correction(
+    repo: Repository, store: DeliveryStore, history: SyntheticHistory, clock: Clock
+) -> None:
+    """The day digest shows each model's previous rank (▲/▼): when the source restates the day it was compared
+    with and those ranks change, the published digest is corrected like a restatement of its own day."""
+    planner = setup(repo, store, history, clock)
+    before = history.days[-1]
+    new = redated(before, before.day + timedelta(days=1), swap=(0, 3))
+    repo.add_day(new)
+    planner.plan(clock.now)
+    published = f"day:{new.day}:r1"
+    assert store.message(published) is not None
+    repo.add_day(redated(before, before.day, swap=(5, 6)))  # the comparison day restated: #6 and #7 swap
+    report = planner.plan(clock.now)
+    assert report.corrections == [f"day:{new.day}:r2"]
+    correction = store.message(f"day:{new.day}:r2")
+    assert correction is not None and correction.corrects == published
+    assert "Revised (revision 2): " + before.day.isoformat() + " restated on" in correction.full["text"]
+    assert planner.plan(clock.now).corrections == []
