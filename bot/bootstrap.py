@@ -19,6 +19,7 @@ from bot.poller import RankingsSource
 from bot.sources.catalogue import OpenRouterCatalogueClient
 from bot.sources.dataapi import OpenRouterDataClient
 from bot.sources.exports import OpenRouterExportsClient
+from bot.sources.marks import SourceMarks
 from bot.sources.retry import Fetcher, RequestBudget, RetryPolicy, Sleep
 from storage.engine import engine_for, upgrade_database
 from storage.repository import Repository
@@ -38,6 +39,7 @@ class Sources:
     rankings: RankingsSource
     catalogue: OpenRouterCatalogueClient
     kind: str
+    marks: SourceMarks
 
 
 def http_client(settings: Settings) -> httpx.AsyncClient:
@@ -74,10 +76,16 @@ def fetcher_for(
 
 @asynccontextmanager
 async def open_sources(
-    settings: Settings, environ: Mapping[str, str], sleep: Sleep = asyncio.sleep, budget: RequestBudget | None = None
+    settings: Settings,
+    environ: Mapping[str, str],
+    sleep: Sleep = asyncio.sleep,
+    budget: RequestBudget | None = None,
+    marks: SourceMarks | None = None,
 ) -> AsyncIterator[Sources]:
-    """The keyed Data API when a key is configured, else the keyless exports; plus the model catalogue."""
+    """The keyed Data API when a key is configured, else the keyless exports; plus the model catalogue. ``marks``
+    (what the sources answered last time) lets unchanged answers be skipped."""
     kind = settings.source_kind(environ)
+    marks = marks or SourceMarks()
     async with http_client(settings) as client:
         fetcher = fetcher_for(client, settings, sleep, budget)
         rankings: RankingsSource
@@ -86,5 +94,5 @@ async def open_sources(
             assert key is not None  # source_kind checked it
             rankings = OpenRouterDataClient(fetcher, key)
         else:
-            rankings = OpenRouterExportsClient(fetcher, settings.openrouter.base_url)
-        yield Sources(rankings, OpenRouterCatalogueClient(fetcher), kind)
+            rankings = OpenRouterExportsClient(fetcher, settings.openrouter.base_url, marks)
+        yield Sources(rankings, OpenRouterCatalogueClient(fetcher, marks), kind, marks)

@@ -6,8 +6,8 @@ Each opens what it needs through ``bootstrap`` and takes ``today`` as a paramete
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Mapping
-from contextlib import closing
+from collections.abc import AsyncIterator, Callable, Mapping
+from contextlib import asynccontextmanager, closing
 from dataclasses import dataclass
 from datetime import date
 
@@ -17,6 +17,7 @@ from bot.poller import PollReport, collect, poll_once
 from bot.sources.batch import SourceBatch
 from bot.sources.errors import SourceError
 from bot.sources.exports import FIRST_DATED_SNAPSHOT
+from bot.sources.marks import SourceMarks
 from bot.sources.retry import RequestBudget
 from digests.digest import Digest, build_digest
 from digests.model import DaySnapshot, ModelInfo
@@ -26,7 +27,8 @@ log = logging.getLogger(__name__)
 
 
 async def refresh_catalogue(sources: Sources, repo: Repository, report: PollReport) -> None:
-    """Store the model catalogue; a failure is a note, never a failed poll (names fall back to permaslugs)."""
+    """Store the model catalogue (only the entries that changed); a failure is a note, never a failed poll (names
+    fall back to permaslugs)."""
     try:
         models = await sources.catalogue.fetch()
     except SourceError as error:
@@ -35,6 +37,17 @@ async def refresh_catalogue(sources: Sources, repo: Repository, report: PollRepo
         return
     if models:
         repo.replace_models(models)
+
+
+@asynccontextmanager
+async def _sources_remembered(
+    repo: Repository, settings: Settings, environ: Mapping[str, str], budget: RequestBudget | None = None
+) -> AsyncIterator[Sources]:
+    """The sources, with what they answered last time; the marks that changed are saved once the work is done."""
+    marks = SourceMarks(repo.source_marks())
+    async with open_sources(settings, environ, budget=budget, marks=marks) as sources:
+        yield sources
+    repo.save_source_marks(marks.changed)
 
 
 async def poll_into(
@@ -47,7 +60,7 @@ async def poll_into(
     """One poll into an open repository. The service keeps the repository and the request ``budget`` open
     across polls, so OpenRouter's limits hold however often it polls."""
     config = settings.openrouter
-    async with open_sources(settings, environ, budget=budget) as sources:
+    async with _sources_remembered(repo, settings, environ, budget) as sources:
         report = await poll_once(
             sources.rankings, repo, today=today, min_rows=config.min_rows, refetch_days=config.refetch_days
         )
@@ -68,7 +81,7 @@ async def backfill(
     on_batch: Callable[[SourceBatch], None] | None = None,
 ) -> PollReport:
     with closing(open_repository(settings)) as repo:
-        async with open_sources(settings, environ) as sources:
+        async with _sources_remembered(repo, settings, environ) as sources:
             report = await collect(
                 sources.rankings,
                 repo,
@@ -76,6 +89,7 @@ async def backfill(
                 today=today,
                 min_rows=settings.openrouter.min_rows,
                 on_batch=on_batch,
+                keep_from=since,
             )
             await refresh_catalogue(sources, repo, report)
             kind = sources.kind

@@ -41,8 +41,16 @@ class PollReport:
     earliest_fetched: date | None = None
 
 
-def store_batch(batch: SourceBatch, repo: Repository, today: date, min_rows: int, report: PollReport) -> None:
-    """Store the complete days of one batch (one transaction) and add what happened to ``report``."""
+def store_batch(
+    batch: SourceBatch,
+    repo: Repository,
+    today: date,
+    min_rows: int,
+    report: PollReport,
+    keep_from: date | None = None,
+) -> None:
+    """Store the complete days of one batch (from ``keep_from`` on, if given) in one transaction, and add what
+    happened to ``report``."""
     report.source = batch.source
     first = batch.window[0]
     report.earliest_fetched = min(report.earliest_fetched or first, first)
@@ -58,6 +66,8 @@ def store_batch(batch: SourceBatch, repo: Repository, today: date, min_rows: int
         batch.validated.days, reported_through=batch.reported_through, today=today, min_rows=min_rows
     )
     report.incomplete.extend(incomplete)
+    if keep_from is not None:
+        complete = tuple(snapshot for snapshot in complete if snapshot.day >= keep_from)
     for result in repo.add_days(complete, batch.source):
         if result.outcome is Outcome.STORED:
             report.stored.append(result.day)
@@ -77,12 +87,14 @@ async def collect(
     today: date,
     min_rows: int,
     on_batch: Callable[[SourceBatch], None] | None = None,
+    keep_from: date | None = None,
 ) -> PollReport:
-    """Fetch every window back to ``since`` and store what is complete. Batches already stored stay stored
-    if a later window fails (each batch is its own transaction)."""
+    """Fetch every window back to ``since`` and store what is complete (only days from ``keep_from`` on, if given:
+    a window can reach further back than was asked for). Batches already stored stay stored if a later window
+    fails (each batch is its own transaction)."""
     report = PollReport()
     async for batch in source.history(since, today):
-        store_batch(batch, repo, today, min_rows, report)
+        store_batch(batch, repo, today, min_rows, report, keep_from)
         if on_batch is not None:
             on_batch(batch)
     return report

@@ -7,8 +7,9 @@ Bulk stores run in one transaction, so a crash stores all of a batch or none of 
 
 from __future__ import annotations
 
+import json
 from collections import defaultdict
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from enum import StrEnum
@@ -19,13 +20,22 @@ from sqlalchemy.engine import Connection
 
 from digests.aliases import resolved, with_aliases
 from digests.model import OTHER, DaySnapshot, ModelInfo, ModelTokens
-from storage.tables import AliasRecord, DayRevisionRecord, DayRowRecord, ModelRecord, SourceDayRecord
+from storage.tables import (
+    AliasRecord,
+    DayRevisionRecord,
+    DayRowRecord,
+    ModelRecord,
+    ServiceStateRecord,
+    SourceDayRecord,
+)
 
 _DAY = SourceDayRecord.__table__  # type: ignore[attr-defined]  # SQLModel sets it at class creation
 _REVISION = DayRevisionRecord.__table__  # type: ignore[attr-defined]
 _ROW = DayRowRecord.__table__  # type: ignore[attr-defined]
 _MODEL = ModelRecord.__table__  # type: ignore[attr-defined]
 _ALIAS = AliasRecord.__table__  # type: ignore[attr-defined]
+_STATE = ServiceStateRecord.__table__  # type: ignore[attr-defined]
+MARK_PREFIX = "source:"
 
 
 class Outcome(StrEnum):
@@ -190,8 +200,8 @@ class Repository:
 
     # -- models ------------------------------------------------------------------------------------------
     def replace_models(self, infos: Iterable[ModelInfo]) -> int:
-        """Replace the stored catalogue with ``infos``; returns how many models are stored."""
-        updated_at = _utc(self._now())
+        """Make the stored catalogue ``infos``, writing only the entries that changed (an unchanged catalogue
+        writes nothing, so each model's ``updated_at`` says when it last changed); returns how many are stored."""
         records = {
             info.permaslug: {
                 "permaslug": info.permaslug,
@@ -201,15 +211,21 @@ class Repository:
                 "prompt_price": info.prompt_price,
                 "completion_price": info.completion_price,
                 "open_weights": info.open_weights,
-                "updated_at": updated_at,
             }
             for info in infos
             if info.permaslug != OTHER
         }
+        columns = [_MODEL.c[name] for name in next(iter(records.values()), {})] or [_MODEL.c.permaslug]
         with self.engine.begin() as connection:
-            connection.execute(delete(_MODEL))
-            if records:
-                connection.execute(insert(_MODEL), list(records.values()))
+            stored = {row["permaslug"]: dict(row) for row in connection.execute(select(*columns)).mappings()}
+            gone = [slug for slug in stored if slug not in records]
+            changed = [record for slug, record in records.items() if stored.get(slug) != record]
+            if gone:
+                connection.execute(delete(_MODEL).where(_MODEL.c.permaslug.in_(gone)))
+            if changed:
+                updated_at = _utc(self._now())
+                connection.execute(delete(_MODEL).where(_MODEL.c.permaslug.in_([r["permaslug"] for r in changed])))
+                connection.execute(insert(_MODEL), [record | {"updated_at": updated_at} for record in changed])
         return len(records)
 
     def models(self) -> dict[str, ModelInfo]:
@@ -228,6 +244,31 @@ class Repository:
             )
             for row in found
         }
+
+    # -- what the sources said last time -----------------------------------------------------------------
+    def source_marks(self) -> dict[str, str]:
+        """Validators and hashes of the sources' last answers (``bot.sources.marks``)."""
+        with self.engine.connect() as connection:
+            rows = connection.execute(
+                select(_STATE.c.key, _STATE.c.value).where(_STATE.c.key.startswith(MARK_PREFIX, autoescape=True))
+            ).all()
+        return {str(key).removeprefix(MARK_PREFIX): json.loads(value) for key, value in rows}
+
+    def save_source_marks(self, changed: Mapping[str, str]) -> None:
+        """Store the marks that changed (nothing is written when none did)."""
+        if not changed:
+            return
+        now = _utc(self._now())
+        with self.engine.begin() as connection:
+            keys = [MARK_PREFIX + key for key in changed]
+            connection.execute(delete(_STATE).where(_STATE.c.key.in_(keys)))
+            connection.execute(
+                insert(_STATE),
+                [
+                    {"key": MARK_PREFIX + key, "value": json.dumps(value), "updated_at": now}
+                    for key, value in changed.items()
+                ],
+            )
 
     # -- aliases -----------------------------------------------------------------------------------------
     def aliases(self) -> dict[str, str]:

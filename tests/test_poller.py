@@ -10,14 +10,15 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from sqlalchemy import text
 
 from bot import pipeline
 from bot.demo.generator import SyntheticHistory
 from bot.demo.server import FakeOpenRouter, Fault
 from bot.sources.errors import SchemaError
-from digests.model import DaySnapshot
+from digests.model import DaySnapshot, ModelInfo
 from storage.repository import Repository
-from tests.conftest import ENVIRON, TODAY, settings_for
+from tests.conftest import ENVIRON, TODAY, Clock, settings_for
 
 API = "/api/v1/datasets/rankings-daily"
 
@@ -54,6 +55,53 @@ async def test_poll_again_is_idempotent(fake: FakeOpenRouter, tmp_path: Path) ->
     assert len(report.unchanged) == 3  # the trailing refetch window
     assert fake.requests_to(API)[-1].query["start_date"] == (TODAY - timedelta(days=3)).isoformat()
     assert stored(tmp_path).days() == before
+
+
+@pytest.mark.parametrize(("source", "validators"), [("api", True), ("exports", True), ("exports", False)])
+async def test_a_poll_with_nothing_new_writes_nothing(
+    fake: FakeOpenRouter, tmp_path: Path, source: str, validators: bool
+) -> None:
+    """A second poll with nothing new leaves the SQLite file byte for byte as it was: no catalogue row rewritten,
+    no export CSV downloaded again (its manifest hash is the one stored; with an ETag, the manifest is a 304)."""
+    fake.validators = validators
+    settings = settings_for(fake.url, tmp_path, source)
+    await pipeline.poll(settings, ENVIRON, TODAY)
+    database = tmp_path / "rankbot.db"
+    before = database.read_bytes()
+    fake.requests.clear()
+    report = await pipeline.poll(settings, ENVIRON, TODAY)
+    assert report.stored == [] and report.revised == {}
+    assert database.read_bytes() == before
+    assert not (tmp_path / "rankbot.db-wal").exists() or (tmp_path / "rankbot.db-wal").stat().st_size == 0
+    if source == "exports":
+        assert [r.path for r in fake.requests if r.path.endswith(".csv")] == []
+
+
+def test_the_catalogue_is_written_only_where_it_changed(repo: Repository, clock: Clock) -> None:
+    """Each catalogue row's `updated_at` says when that model last changed, not when the last poll ran."""
+    catalogue = Repository(repo.engine, now=clock)
+    infos = [ModelInfo("a/x", "X", "A", in_catalogue=True), ModelInfo("b/y", "Y", "B", in_catalogue=True)]
+    catalogue.replace_models(infos)
+    first = clock.now
+    clock.advance(days=1)
+    catalogue.replace_models([infos[0], ModelInfo("b/y", "Y 2", "B", in_catalogue=True)])
+    with repo.engine.connect() as connection:
+        updated = dict(connection.execute(text("SELECT permaslug, updated_at FROM model")).all())
+    assert {slug: str(at)[:10] for slug, at in updated.items()} == {
+        "a/x": first.date().isoformat(),
+        "b/y": clock.now.date().isoformat(),
+    }
+    assert catalogue.models()["b/y"].name == "Y 2"
+
+
+async def test_backfill_on_the_keyless_exports_stores_only_the_days_asked_for(
+    fake: FakeOpenRouter, tmp_path: Path
+) -> None:
+    """The export windows reach 30 days back from each snapshot; days before --since are not stored."""
+    since = TODAY - timedelta(days=12)
+    report = await pipeline.backfill(settings_for(fake.url, tmp_path, "exports"), ENVIRON, since, TODAY)
+    assert min(report.stored) == since
+    assert min(stored(tmp_path).stored_days()) == since
 
 
 async def test_partial_current_day_is_never_stored(

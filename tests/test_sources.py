@@ -20,7 +20,8 @@ from bot.demo.server import EXPORTS_PATH, FakeOpenRouter, Fault
 from bot.sources.catalogue import OpenRouterCatalogueClient
 from bot.sources.dataapi import OpenRouterDataClient
 from bot.sources.errors import SchemaError, SourceError, SourceRefusedError, SourceUnavailableError
-from bot.sources.exports import OpenRouterExportsClient
+from bot.sources.exports import MANIFEST, OpenRouterExportsClient
+from bot.sources.marks import SourceMarks
 from bot.sources.retry import RetryPolicy, retry_after_seconds
 from tests.conftest import API_KEY, TODAY, RecordingSleep, settings_for
 
@@ -193,11 +194,35 @@ async def test_exports_manifest_csv_with_checksum(
     fake: FakeOpenRouter, client: httpx.AsyncClient, tmp_path: Path, sleep: RecordingSleep, history: SyntheticHistory
 ) -> None:
     """The manifest names today's CSV; its sha256 is checked; days are complete before the snapshot date."""
-    batch, manifest = await exports(client, tmp_path, sleep).latest()
-    assert manifest["snapshot_date"] == TODAY.isoformat()
-    assert batch.reported_through == TODAY - timedelta(days=1)
+    batch, snapshot = await exports(client, tmp_path, sleep).latest()
+    assert snapshot == TODAY
+    assert batch is not None and batch.reported_through == TODAY - timedelta(days=1)
     assert len(batch.validated.days) == 30
     assert batch.validated.days[-1].rows == history.days[-1].rows
+
+
+@pytest.mark.parametrize("validators", [True, False])
+async def test_an_unchanged_export_is_not_downloaded_again(
+    fake: FakeOpenRouter, client: httpx.AsyncClient, tmp_path: Path, sleep: RecordingSleep, validators: bool
+) -> None:
+    """With what the manifest said last time, an unchanged export costs one request: a 304 to If-None-Match
+    where the source gives an ETag, else the manifest, whose CSV sha256 is the one already stored."""
+    fake.validators = validators
+    marks = SourceMarks()
+    first = exports(client, tmp_path, sleep)
+    first.marks = marks
+    batch, _ = await first.latest()
+    assert batch is not None and ("etag:" + MANIFEST in marks.changed) is validators
+    fake.requests.clear()
+    again = exports(client, tmp_path, sleep)
+    again.marks = SourceMarks(marks.changed)
+    assert await again.latest() == (None, TODAY)
+    assert [r.path for r in fake.requests] == [MANIFEST]
+    assert ("If-None-Match" in fake.requests[0].headers) is validators
+    assert again.marks.changed == {}
+    fake.today += timedelta(days=1)  # a new snapshot: a new hash, downloaded
+    batch, snapshot = await again.latest()
+    assert batch is not None and snapshot == fake.today
 
 
 async def test_exports_checksum_mismatch_is_refused(

@@ -158,6 +158,8 @@ class FakeOpenRouter:
         self.partial_today = partial_today
         self.faults: list[Fault] = []
         self.requests: list[RecordedRequest] = []
+        self.validators = True
+        """Send an ``ETag`` with every answer and honour ``If-None-Match`` (304), as a CDN in front would."""
         self._lock = threading.Lock()
         self._server = LoopbackServer(_handler_for(self), "fake-openrouter")
 
@@ -331,6 +333,10 @@ def _handler_for(fake: FakeOpenRouter) -> type[BaseHTTPRequestHandler]:
             if fault is not None and fault.kind == "truncate":
                 body = body[: len(body) // 2]
             content_type = "text/csv" if parts.path.endswith(".csv") else "application/json"
+            if fake.validators and status == 200:
+                headers["ETag"] = f'"{hashlib.sha256(body).hexdigest()[:24]}"'
+                if self.headers.get("If-None-Match") == headers["ETag"]:
+                    status, body = 304, b""
             self.send_response(status)
             self.send_header("Content-Type", headers.pop("Content-Type", content_type))
             self.send_header("Content-Length", str(len(body)))

@@ -6,11 +6,12 @@ names derived from their permaslug), so catalogue drift never stops rankings fro
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from bot.sources.batch import json_of
 from bot.sources.errors import SchemaError
+from bot.sources.marks import SourceMarks
 from bot.sources.retry import Fetcher
 from digests.model import ModelInfo
 from digests.names import catalogue_name
@@ -51,11 +52,17 @@ def model_info_of(entry: Any) -> ModelInfo | None:
 @dataclass
 class OpenRouterCatalogueClient:
     fetcher: Fetcher
+    marks: SourceMarks = field(default_factory=SourceMarks)
 
-    async def fetch(self) -> list[ModelInfo]:
-        response = await self.fetcher.get(PATH)
+    async def fetch(self) -> list[ModelInfo] | None:
+        """The catalogue; ``None`` when it answered ``304 Not Modified`` to the validators of the last one."""
+        response = await self.fetcher.get(PATH, headers=self.marks.conditional(PATH))
         assert response is not None
+        if response.status_code == 304:
+            return None
         payload = json_of(response)
         if not isinstance(payload, dict) or not isinstance(payload.get("data"), list):
             raise SchemaError("the model catalogue has no 'data' list")
-        return [info for entry in payload["data"] if (info := model_info_of(entry)) is not None]
+        models = [info for entry in payload["data"] if (info := model_info_of(entry)) is not None]
+        self.marks.remember(response)
+        return models

@@ -11,14 +11,14 @@ import csv
 import hashlib
 import io
 from collections.abc import AsyncIterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, timedelta
-from typing import Any
 
 import httpx
 
 from bot.sources.batch import SourceBatch, json_of, parse_as_of, validated
 from bot.sources.errors import SchemaError
+from bot.sources.marks import SourceMarks
 from bot.sources.retry import Fetcher
 from digests.days import parse_day
 
@@ -28,6 +28,8 @@ HEADER = ["date", "model_permaslug", "rank", "total_tokens", "share_of_daily_tok
 WINDOW_DAYS = 30
 FIRST_DATED_SNAPSHOT = date(2026, 9, 19)
 """The earliest dated snapshot OpenRouter publishes; older dates answer 404."""
+SHA_MARK = "exports:csv_sha256"
+SNAPSHOT_MARK = "exports:snapshot_date"
 
 
 def parse_export_csv(text: str) -> list[dict[str, str]]:
@@ -48,10 +50,12 @@ def parse_export_csv(text: str) -> list[dict[str, str]]:
 
 @dataclass
 class OpenRouterExportsClient:
-    """Reads the keyless daily exports under ``base_url``."""
+    """Reads the keyless daily exports under ``base_url``. With ``marks``, an unchanged manifest (``304``, or the
+    same CSV sha256 as the last one stored) downloads nothing more."""
 
     fetcher: Fetcher
     base_url: str
+    marks: SourceMarks = field(default_factory=SourceMarks)
 
     def _own_path(self, url: object) -> str:
         """The path of a manifest URL, refusing any URL outside the configured base."""
@@ -87,22 +91,31 @@ class OpenRouterExportsClient:
         window = (snapshot - timedelta(days=WINDOW_DAYS), snapshot - timedelta(days=1))
         return SourceBatch("exports", days, snapshot - timedelta(days=1), as_of, window)
 
-    async def latest(self) -> tuple[SourceBatch, dict[str, Any]]:
-        response = await self.fetcher.get(MANIFEST)
+    async def latest(self) -> tuple[SourceBatch | None, date]:
+        """The latest export and its snapshot date; no batch when it is the one stored last time."""
+        response = await self.fetcher.get(MANIFEST, headers=self.marks.conditional(MANIFEST))
         assert response is not None
+        if response.status_code == 304 and (known := self.marks.get(SNAPSHOT_MARK)):
+            return None, date.fromisoformat(known)
         manifest = json_of(response)
         if not isinstance(manifest, dict):
             raise SchemaError("the export manifest is not a JSON object")
         try:
             snapshot = parse_day(manifest.get("snapshot_date"))
             described = manifest["files"]["csv"]
-            path, sha256 = self._own_path(described["url"]), str(described["sha256"])
+            path, sha256 = self._own_path(described["url"]), str(described["sha256"]).lower()
         except (ValueError, KeyError, TypeError) as error:
             raise SchemaError(f"the export manifest is missing or has a bad field ({error})") from None
         as_of = parse_as_of(manifest.get("retrieved_at"), "export manifest retrieved_at")
-        text = await self._csv(path, sha256)
-        assert text is not None
-        return self._batch(text, snapshot, as_of), manifest
+        batch = None
+        if self.marks.get(SHA_MARK) != sha256:
+            text = await self._csv(path, sha256)
+            assert text is not None
+            batch = self._batch(text, snapshot, as_of)
+        self.marks.remember(response)
+        self.marks.set(SHA_MARK, sha256)
+        self.marks.set(SNAPSHOT_MARK, snapshot.isoformat())
+        return batch, snapshot
 
     async def snapshot(self, snapshot: date, as_of: datetime) -> SourceBatch | None:
         """The immutable snapshot dated ``snapshot``, or ``None`` when the source has none (404).
@@ -113,10 +126,12 @@ class OpenRouterExportsClient:
         return None if text is None else self._batch(text, snapshot, as_of)
 
     async def history(self, since: date | None, today: date) -> AsyncIterator[SourceBatch]:
-        """The latest export, then dated snapshots 30 days apart back to ``since`` (until the source has none)."""
-        latest, _ = await self.latest()
-        yield latest
-        start = latest.window[0]
+        """The latest export (unless it is the one already stored), then dated snapshots 30 days apart back to
+        ``since`` (until the source has none)."""
+        latest, snapshot = await self.latest()
+        if latest is not None:
+            yield latest
+        start = snapshot - timedelta(days=WINDOW_DAYS)
         while since is not None and since < start:
             older = await self.snapshot(start, datetime.combine(start, time(0), tzinfo=UTC))
             if older is None:

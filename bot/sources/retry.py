@@ -115,7 +115,8 @@ class Fetcher:
         headers: dict[str, str] | None = None,
         not_found_ok: bool = False,
     ) -> httpx.Response | None:
-        """The response (2xx), ``None`` for a 404 when ``not_found_ok``; otherwise a ``SourceError``."""
+        """The response (2xx, or 304 to a conditional request), ``None`` for a 404 when ``not_found_ok``; otherwise
+        a ``SourceError``."""
         last = ""
         for attempt in range(self.policy.attempts):
             await self.budget.spend()
@@ -125,7 +126,7 @@ class Fetcher:
             except httpx.TransportError as error:
                 last = _describe(error)
             else:
-                if response.is_success:
+                if response.is_success or (response.status_code == 304 and _conditional(headers)):
                     return response
                 if response.status_code == 404 and not_found_ok:
                     return None
@@ -140,6 +141,10 @@ class Fetcher:
         raise SourceUnavailableError(
             f"OpenRouter did not answer {_path(url)} after {self.policy.attempts} tries ({last})"
         )
+
+
+def _conditional(headers: dict[str, str] | None) -> bool:
+    return headers is not None and any(name in headers for name in ("If-None-Match", "If-Modified-Since"))
 
 
 def _path(url: str) -> str:

@@ -1,0 +1,46 @@
+"""What the sources said last time, so a poll with nothing new downloads and writes nothing.
+
+- HTTP validators (``ETag``, ``Last-Modified``) of the answers that are fetched on every poll (the exports
+  manifest, the model catalogue): the next request sends ``If-None-Match``/``If-Modified-Since``, and a ``304`` means
+  nothing changed.
+- The sha256 of the last export CSV stored: an unchanged manifest hash means there is nothing to download.
+
+Marks are kept in the database between runs (``Repository.source_marks``). A client ``remember``s a mark only after
+it has used the answer, and the poll saves the changed marks only once what they describe is stored, so a failure
+never hides an answer from the next poll.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+import httpx
+
+
+class SourceMarks:
+    def __init__(self, stored: Mapping[str, str] | None = None) -> None:
+        self.stored = dict(stored or {})
+        self.changed: dict[str, str] = {}
+
+    def get(self, key: str) -> str | None:
+        return self.changed.get(key, self.stored.get(key))
+
+    def set(self, key: str, value: str) -> None:
+        if self.get(key) != value:
+            self.changed[key] = value
+
+    def conditional(self, path: str) -> dict[str, str]:
+        """``If-None-Match``/``If-Modified-Since`` for ``path``, from the validators its last answer carried."""
+        headers = {}
+        if etag := self.get(f"etag:{path}"):
+            headers["If-None-Match"] = etag
+        if modified := self.get(f"modified:{path}"):
+            headers["If-Modified-Since"] = modified
+        return headers
+
+    def remember(self, response: httpx.Response) -> None:
+        """Keep the validators of an answer that was used (a ``304`` keeps the ones it confirmed)."""
+        path = response.url.path
+        for header, key in (("ETag", f"etag:{path}"), ("Last-Modified", f"modified:{path}")):
+            if value := response.headers.get(header):
+                self.set(key, value)
