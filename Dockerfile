@@ -3,16 +3,19 @@ FROM python:3.11-slim
 
 ENV PYTHONDONTWRITEBYTECODE=1 PYTHONUNBUFFERED=1 PIP_NO_CACHE_DIR=1
 WORKDIR /app
-COPY pyproject.toml README.md ./
+COPY pyproject.toml README.md constraints.txt ./
 COPY bot ./bot
 COPY digests ./digests
 COPY storage ./storage
-RUN pip install '.[postgres]' && useradd --create-home --uid 10001 rankbot && mkdir -p /data /out /config \
-    && chown rankbot /data /out
+# Pinned by constraints.txt (`make lock`): the image built next month installs what CI tested.
+RUN pip install --constraint constraints.txt . && useradd --create-home --uid 10001 rankbot \
+    && mkdir -p /data /out /config && chown rankbot /data /out
 
 USER rankbot
-WORKDIR /home/rankbot
-# Mount config.toml at /config/config.toml; the SQLite database and the file outputs land in /data and /out.
+# Mount config.toml at /config/config.toml. The defaults are absolute: the SQLite database is /data/rankbot.db and
+# digests (and every file output without a directory of its own) go to /out. The working directory is /out too,
+# so a relative directory in config.toml (directory = "archive") also lands in the /out volume.
+WORKDIR /out
 ENV RANKBOT_STORAGE_DATABASE_URL=sqlite:////data/rankbot.db RANKBOT_OUTPUT_DIRECTORY=/out \
     RANKBOT_SERVICE_HOST=0.0.0.0 RANKBOT_SERVICE_PORT=8080
 VOLUME ["/data", "/out", "/config"]

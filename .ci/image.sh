@@ -1,17 +1,25 @@
 # Sourced by .ci/run after the tests: Docker cannot run here, so repeat the Dockerfile's install steps on exactly
-# the files it copies, in a fresh virtualenv, and check the installed `rankbot` starts and answers the HEALTHCHECK.
+# the files it copies (a plain `pip install .` from the pinned constraints), in a fresh virtualenv, and check the
+# installed `rankbot` opens PostgreSQL, starts, and answers the HEALTHCHECK.
 IMAGE_DIR=$(mktemp -d /tmp/rankbot-image.XXXXXX)
-cp pyproject.toml README.md "$IMAGE_DIR"/
+cp pyproject.toml README.md constraints.txt "$IMAGE_DIR"/
 cp -r bot digests storage "$IMAGE_DIR"/
 python3 -m venv "$IMAGE_DIR/venv"
-(cd "$IMAGE_DIR" && venv/bin/pip install --quiet '.[postgres]')
-mkdir -p "$IMAGE_DIR/data" "$IMAGE_DIR/out" "$IMAGE_DIR/home"
+(cd "$IMAGE_DIR" && venv/bin/pip install --quiet --constraint constraints.txt .)
+mkdir -p "$IMAGE_DIR/data" "$IMAGE_DIR/out"
 IMAGE_PORT=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
 (
-  cd "$IMAGE_DIR/home"
+  cd "$IMAGE_DIR/out"  # the image's WORKDIR is its /out volume
   export RANKBOT_STORAGE_DATABASE_URL="sqlite:///$IMAGE_DIR/data/rankbot.db" RANKBOT_OUTPUT_DIRECTORY="$IMAGE_DIR/out"
   export RANKBOT_SERVICE_HOST=127.0.0.1 RANKBOT_SERVICE_PORT=$IMAGE_PORT RANKBOT_OPENROUTER_BASE_URL=http://127.0.0.1:9
   "$IMAGE_DIR/venv/bin/rankbot" check-config
+  # A file output without a directory writes to [output].directory, the /out volume in the image.
+  printf '[[outputs]]\nname = "archive"\nkind = "file"\n' > "$IMAGE_DIR/config.toml"
+  "$IMAGE_DIR/venv/bin/rankbot" check-config --config "$IMAGE_DIR/config.toml" | grep -qF "files in $IMAGE_DIR/out/"
+  # A plain install reaches PostgreSQL: the driver is a dependency, not an extra.
+  RANKBOT_STORAGE_DATABASE_URL="$RANKBOT_TEST_POSTGRES_URL" "$IMAGE_DIR/venv/bin/rankbot" check-config \
+    | grep -q "database: postgresql+psycopg://.*(opened;"
+  echo "image check: a plain install opens PostgreSQL"
   "$IMAGE_DIR/venv/bin/rankbot" run &
   RUN_PID=$!
   for _ in $(seq 1 100); do

@@ -21,17 +21,16 @@ from bot.sources.dataapi import OpenRouterDataClient
 from bot.sources.exports import OpenRouterExportsClient
 from bot.sources.marks import SourceMarks
 from bot.sources.retry import Fetcher, RequestBudget, RetryPolicy, Sleep
-from storage.engine import engine_for, upgrade_database
+from storage.engine import open_database
 from storage.repository import Repository
 
 USER_AGENT = "rankbot/0.1 (+https://github.com/rankbot)"
 
 
 def open_repository(settings: Settings) -> Repository:
-    """The repository on the configured database, migrated to the latest schema."""
-    engine = engine_for(settings.storage.database_url)
-    upgrade_database(engine)
-    return Repository(engine)
+    """The repository on the configured database, checked and migrated to the latest schema (a ``DatabaseError``
+    names what is wrong)."""
+    return Repository(open_database(settings.storage.database_url))
 
 
 @dataclass

@@ -17,6 +17,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from apscheduler.triggers.cron import CronTrigger
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from sqlalchemy.engine import make_url
 
 from digests.delivery import LEASE_MARGIN_SECONDS, Subscription
 from digests.model import DigestSettings
@@ -58,6 +59,9 @@ class OpenRouterConfig(_Section):
 
 class StorageConfig(_Section):
     database_url: str = "sqlite:///data/rankbot.db"
+    password_env: str = Field("", pattern=r"^([A-Za-z_][A-Za-z0-9_]*)?$")
+    """The environment variable holding the PostgreSQL password, for a ``database_url`` without one: any
+    characters work (``@ : /`` would break a URL written by hand). Empty: none."""
 
     @field_validator("database_url")
     @classmethod
@@ -150,7 +154,8 @@ class ConsoleOutput(_Destination):
 
 class FileOutput(_Destination):
     kind: Literal["file"]
-    directory: Path = Path("out")
+    directory: Path | None = None
+    """Default: ``[output].directory`` (``/out`` in the Docker image)."""
     formats: tuple[Literal["text", "markdown", "json"], ...] = ("text", "markdown", "json")
 
 
@@ -220,9 +225,15 @@ class Settings(_Section):
         return outputs
 
     def destinations(self) -> tuple[ConsoleOutput | FileOutput | WebhookOutput, ...]:
-        """The configured ``[[outputs]]``; without any, the embedded defaults: the console and ``./out/``."""
+        """The configured ``[[outputs]]`` (a file output without a ``directory`` writes to ``[output].directory``);
+        without any, the embedded defaults: the console and ``[output].directory``."""
         if self.outputs:
-            return self.outputs
+            return tuple(
+                output.model_copy(update={"directory": self.output.directory})
+                if isinstance(output, FileOutput) and output.directory is None
+                else output
+                for output in self.outputs
+            )
         defaults: list[ConsoleOutput | FileOutput | WebhookOutput] = [
             FileOutput(kind="file", name="files", directory=self.output.directory, formats=self.output.formats)
         ]
@@ -244,6 +255,23 @@ class Settings(_Section):
                     f"outputs[{index}].timeout_seconds",
                 )
         return None
+
+    def missing_secrets(self, environ: Mapping[str, str]) -> list[str]:
+        """One line per ``[[outputs]]`` secret variable that is named but not set: ``run`` refuses to start."""
+        return [
+            f"outputs '{output.name}' needs the environment variable {output.secret_env} (its secret_env), which "
+            "is unset"
+            for output in self.destinations()
+            if isinstance(output, WebhookOutput) and output.secret_env and not environ.get(output.secret_env)
+        ]
+
+    def start_problems(self, environ: Mapping[str, str]) -> list[str]:
+        """What stops ``rankbot run`` (and ``check-config``) before anything starts: the source and the secrets."""
+        try:
+            self.source_kind(environ)
+        except ConfigError as error:
+            return [str(error)]
+        return self.missing_secrets(environ)
 
     def api_key(self, environ: Mapping[str, str]) -> str | None:
         """The Data API key from the environment variable the config names; ``None`` when unset or empty."""
@@ -312,6 +340,27 @@ def _one_line(error: ValidationError, origins: Mapping[str, str], path: Path | N
     return f"config error: {key} (from {where}): {problem}{more}"
 
 
+def _with_password(
+    settings: Settings, environ: Mapping[str, str], origins: Mapping[str, str], path: Path | None
+) -> Settings:
+    """``storage.database_url`` with the password from ``storage.password_env`` put in, escaped."""
+    variable = settings.storage.password_env
+    if not variable:
+        return settings
+    where = origins.get("storage.password_env") or (str(path) if path else "defaults")
+    password = environ.get(variable)
+    if not password:
+        raise ConfigError(
+            f"config error: storage.password_env (from {where}) names {variable}, which is unset: set it to the "
+            "database password"
+        )
+    url = make_url(settings.storage.database_url)
+    if url.get_backend_name() == "sqlite":
+        raise ConfigError(f"config error: storage.password_env (from {where}): a SQLite database has no password")
+    with_password = url.set(password=password).render_as_string(hide_password=False)
+    return settings.model_copy(update={"storage": settings.storage.model_copy(update={"database_url": with_password})})
+
+
 def load_settings(path: Path | None = None, environ: Mapping[str, str] | None = None) -> Settings:
     """Settings from ``path`` (when given) and the environment; raises ``ConfigError`` with one clear line."""
     environ = os.environ if environ is None else environ
@@ -321,6 +370,19 @@ def load_settings(path: Path | None = None, environ: Mapping[str, str] | None = 
             data = tomllib.loads(path.read_text(encoding="utf-8"))
         except FileNotFoundError:
             raise ConfigError(f"config error: {path} does not exist (copy config.example.toml to start)") from None
+        except IsADirectoryError:
+            raise ConfigError(
+                f"config error: {path} is a folder, not a file (Docker makes an empty folder when the config.toml it "
+                "should mount is missing): remove it and create config.toml from config.example.toml"
+            ) from None
+        except PermissionError:
+            raise ConfigError(f"config error: cannot read {path} (permission denied): make it readable") from None
+        except UnicodeDecodeError as error:
+            line = error.object[: error.start].count(b"\n") + 1
+            raise ConfigError(
+                f"config error: {path} is not UTF-8 text (byte 0x{error.object[error.start]:02x} on line {line}): "
+                "save it as UTF-8"
+            ) from None
         except tomllib.TOMLDecodeError as error:
             raise ConfigError(f"config error: {path} is not valid TOML: {error}") from None
     overrides, origins = _env_overrides(environ)
@@ -331,6 +393,7 @@ def load_settings(path: Path | None = None, environ: Mapping[str, str] | None = 
         settings = Settings.model_validate(data)
     except ValidationError as error:
         raise ConfigError(_one_line(error, origins, path)) from None
+    settings = _with_password(settings, environ, origins, path)
     problem = settings.lease_problem()
     if problem is not None:
         key, text = problem

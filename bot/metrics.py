@@ -19,9 +19,12 @@ CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 
 
 class _Backlog(Collector):
-    def __init__(self, store: DeliveryStore, last_poll: Callable[[], float | None]) -> None:
+    def __init__(
+        self, store: DeliveryStore, last_poll: Callable[[], float | None], is_leader: Callable[[], bool]
+    ) -> None:
         self.store = store
         self.last_poll = last_poll
+        self.is_leader = is_leader
 
     def collect(self) -> Iterator[Metric]:
         rows = GaugeMetricFamily(
@@ -31,10 +34,14 @@ class _Backlog(Collector):
             rows.add_metric([state, kind], count)
         yield rows
         last = self.last_poll()
-        if last is not None:
-            yield GaugeMetricFamily(
-                "rankbot_last_successful_poll_timestamp_seconds", "When the last poll succeeded (Unix time).", last
-            )
+        yield GaugeMetricFamily(
+            "rankbot_last_successful_poll_timestamp_seconds",
+            "When the last poll succeeded (Unix time); 0 until one has (alert on time() - this).",
+            last or 0.0,
+        )
+        yield GaugeMetricFamily(
+            "rankbot_leader", "1 on the instance that runs the scheduler (polls and plans), else 0.", self.is_leader()
+        )
 
 
 class Metrics:
@@ -56,9 +63,9 @@ class Metrics:
             "rankbot_delivery_seconds", "Time per delivery try.", ["destination_kind"], registry=self.registry
         )
 
-    def watch(self, store: DeliveryStore, last_poll: Callable[[], float | None]) -> None:
-        """Report the shared outbox backlog and the last successful poll from ``store`` at each scrape."""
-        self.registry.register(_Backlog(store, last_poll))
+    def watch(self, store: DeliveryStore, last_poll: Callable[[], float | None], is_leader: Callable[[], bool]) -> None:
+        """Report the shared outbox backlog, the last successful poll and leadership at each scrape."""
+        self.registry.register(_Backlog(store, last_poll, is_leader))
 
     def delivered(self, outcome: str, kind: str, seconds: float) -> None:
         self.deliveries.labels(outcome, kind).inc()

@@ -26,6 +26,7 @@ from apscheduler.schedulers.asyncio import AsyncIOScheduler
 from apscheduler.schedulers.base import STATE_RUNNING
 from apscheduler.triggers.cron import CronTrigger
 from apscheduler.triggers.interval import IntervalTrigger
+from sqlalchemy.exc import SQLAlchemyError
 
 from bot import pipeline
 from bot.bootstrap import request_budget
@@ -39,7 +40,7 @@ from bot.publishers.registry import Publishers, publisher_factories
 from bot.sources.errors import SourceError
 from digests.delivery import Destination, RetrySchedule
 from storage.delivery import DeliveryStore
-from storage.engine import engine_for, upgrade_database
+from storage.engine import DatabaseError, checked_engine, database_problem, upgrade_database
 from storage.repository import Repository
 from storage.service_state import ServiceState
 
@@ -82,15 +83,6 @@ def destination_of(output: ConsoleOutput | FileOutput | WebhookOutput, settings:
     return Destination(output.name, output.kind, output.target(), output.subscription(settings.service))
 
 
-def missing_secrets(settings: Settings, environ: Mapping[str, str]) -> list[str]:
-    """One line per ``[[outputs]]`` secret variable that is named but not set."""
-    return [
-        f"outputs '{output.name}' needs the environment variable {output.secret_env} (its secret_env), which is unset"
-        for output in settings.destinations()
-        if isinstance(output, WebhookOutput) and output.secret_env and not environ.get(output.secret_env)
-    ]
-
-
 def instance_name() -> str:
     return f"{socket.gethostname()}:{os.getpid()}"
 
@@ -117,12 +109,16 @@ class Parts:
 @contextlib.asynccontextmanager
 async def open_parts(settings: Settings, environ: Mapping[str, str], name: str | None = None) -> AsyncIterator[Parts]:
     """Lock (SQLite), migrate, sync the configured destinations, and build the worker and planner."""
-    engine = engine_for(settings.storage.database_url)
+    url = settings.storage.database_url
+    engine = checked_engine(url)
     lock = SqliteInstanceLock(engine) if engine.dialect.name == "sqlite" else None
     try:
         if lock is not None:
             lock.acquire()
-        upgrade_database(engine)
+        try:
+            upgrade_database(engine)
+        except SQLAlchemyError as error:
+            raise DatabaseError(database_problem(error, url)) from None
         repo = Repository(engine)
         store = DeliveryStore(engine)
         store.sync_destinations(destination_of(output, settings) for output in settings.destinations())
@@ -182,11 +178,19 @@ class Service:
         failed poll is tried again sooner than the interval (``poll_retry_delay``)."""
         try:
             stored = await self._poll_once()
+        except SQLAlchemyError as error:
+            self._database_failed("poll", error)
+            self.poll_failures += 1
+            self._poll_again_in(poll_retry_delay(self.poll_failures, self.parts.settings.service.poll_minutes))
+            stored = False
         finally:
             self.polled.set()
         if stored:
             await self.plan()
             await self.check()
+
+    def _database_failed(self, job: str, error: SQLAlchemyError) -> None:
+        log.warning("%s: %s", job, database_problem(error, self.parts.settings.storage.database_url))
 
     def _poll_again_in(self, delay: timedelta) -> None:
         job = self.scheduler.get_job("poll")
@@ -232,21 +236,29 @@ class Service:
         """Queue what is due. Waits for the first poll, so a restart never plans on what was stored before it was
         down (a weekly digest of a stale week, then another once the poll brings the missed days)."""
         await self.polled.wait()
-        report = await asyncio.to_thread(self.parts.planner.plan, self.now())
+        try:
+            report = await asyncio.to_thread(self.parts.planner.plan, self.now())
+        except SQLAlchemyError as error:
+            self._database_failed("plan", error)
+            return
         if report.queued:
             log.info("queued %s", ", ".join(report.queued))
             self.parts.worker.wake.set()
 
     async def check(self) -> None:
         service = self.parts.settings.service
-        report = await asyncio.to_thread(
-            check_operations,
-            self.parts.repo,
-            self.parts.store,
-            self.now(),
-            service.day_expected_at,
-            timedelta(hours=service.late_grace_hours),
-        )
+        try:
+            report = await asyncio.to_thread(
+                check_operations,
+                self.parts.repo,
+                self.parts.store,
+                self.now(),
+                service.day_expected_at,
+                timedelta(hours=service.late_grace_hours),
+            )
+        except SQLAlchemyError as error:
+            self._database_failed("operator checks", error)
+            return
         if report.raised:
             self.parts.worker.wake.set()
 
@@ -342,7 +354,7 @@ class Service:
         parts = self.parts
         service = parts.settings.service
         sock = listening_socket(service.host, service.port)
-        parts.metrics.watch(parts.store, self.last_poll_timestamp)
+        parts.metrics.watch(parts.store, self.last_poll_timestamp, lambda: parts.leadership.is_leader)
         self.add_jobs()
         self.scheduler.start(paused=True)
         server = _QuietServer(

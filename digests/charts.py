@@ -25,9 +25,11 @@ if TYPE_CHECKING:
 
 DPI = 200
 CHAT_SIZE = (6.0, 3.375)  # inches: 1200 × 675 px at 200 dpi
-SPARK_SIZE = (2.4, 0.6)  # 480 × 120 px
+SPARK_SIZE = (3.0, 0.8)  # 600 × 160 px: room for the name, the dates and the attribution
 PALETTE = ("#332288", "#88CCEE", "#44AA99", "#117733", "#999933", "#DDCC77", "#CC6677", "#882255", "#AA4499", "#000000")
 MARKERS = ("o", "s", "D", "^", "v", "P", "X", "<", ">", "*")
+TEXT_CONTRAST = 4.5
+"""WCAG AA for normal text: every label drawn in a line's colour reads on the white background."""
 REST = "#BBBBBB"
 OTHER_COLOUR = "#777777"
 GAP = "#EEEEEE"
@@ -43,6 +45,35 @@ STYLE: dict[Any, Any] = {
     "svg.hashsalt": "rankbot",
     "path.simplify": False,
 }
+
+
+def _luminance(colour: str) -> float:
+    """WCAG 2 relative luminance of ``#RRGGBB``."""
+    channels = [int(colour[i : i + 2], 16) / 255 for i in (1, 3, 5)]
+    linear = [c / 12.92 if c <= 0.04045 else ((c + 0.055) / 1.055) ** 2.4 for c in channels]
+    return 0.2126 * linear[0] + 0.7152 * linear[1] + 0.0722 * linear[2]
+
+
+def contrast(foreground: str, background: str = "#FFFFFF") -> float:
+    """WCAG 2 contrast ratio, from 1 (none) to 21."""
+    lighter, darker = sorted((_luminance(foreground), _luminance(background)), reverse=True)
+    return (lighter + 0.05) / (darker + 0.05)
+
+
+def readable(colour: str, ratio: float = TEXT_CONTRAST) -> str:
+    """``colour``, darkened (towards black, same hue) until text in it has ``ratio`` contrast on white."""
+    red, green, blue = (int(colour[i : i + 2], 16) for i in (1, 3, 5))
+    shade = colour
+    for step in range(1, 21):
+        if contrast(shade) >= ratio:
+            return shade
+        keep = 1 - step / 20
+        shade = f"#{round(red * keep):02X}{round(green * keep):02X}{round(blue * keep):02X}"
+    return "#000000"  # pragma: no cover - black always has the contrast
+
+
+TEXT_PALETTE = tuple(readable(colour) for colour in PALETTE)
+"""The palette as text colours: the pale ones (sand, cyan) darkened to read on white."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -99,15 +130,22 @@ def _gaps(axes: Any, available: Sequence[bool], label_y: float) -> None:
             axes.text(index, label_y, "no data", rotation=90, ha="center", va="center", fontsize=5, color="#888888")
 
 
+def rank_ticks(deepest: int) -> list[int]:
+    """The ranks marked on the bump chart's y axis, down to ``deepest``."""
+    return [tick for tick in (1, 5, 10, 20, 30, 40, 50) if tick <= deepest]
+
+
 def bump_chart(series: BumpSeries) -> Chart:
     """Rank by day of the digest's top models; gaps where a model was below #50 or the source has no data."""
     with _figure(CHAT_SIZE) as figure:
-        axes = figure.add_axes((0.19, 0.13, 0.58, 0.7))
+        axes = figure.add_axes((0.205, 0.13, 0.565, 0.7))
         present = [rank for line in series.lines for rank in line.ranks if rank is not None]
         deepest = min(50, max([10, *present]))
         axes.set_ylim(deepest + 0.6, 0.4)
-        axes.set_yticks([tick for tick in (1, 5, 10, 20, 30, 40, 50) if tick <= deepest])
-        axes.tick_params(axis="y", left=False, labelleft=False)  # the line labels carry the ranks
+        ticks = rank_ticks(deepest)
+        axes.set_yticks(ticks)
+        axes.set_yticklabels([f"#{tick}" for tick in ticks])
+        axes.tick_params(axis="y", length=2, pad=1.5, labelsize=5, labelcolor="#555555")
         _day_ticks(axes, series.days)
         axes.grid(axis="y", color="#DDDDDD", linewidth=0.4)
         axes.set_axisbelow(True)
@@ -117,8 +155,9 @@ def bump_chart(series: BumpSeries) -> Chart:
             axes.text(split / 2 - 0.25, deepest + 0.3, "previous period", fontsize=5, color="#888888", ha="center")
         _gaps(axes, series.available, (deepest + 1) / 2)
         last = len(series.days) - 1
-        for index, line in enumerate(series.lines):
-            colour, marker = PALETTE[index % len(PALETTE)], MARKERS[index % len(MARKERS)]
+        for line in series.lines:
+            colour, marker = PALETTE[line.colour % len(PALETTE)], MARKERS[line.colour % len(MARKERS)]
+            text_colour = TEXT_PALETTE[line.colour % len(PALETTE)]
             ys = [math.nan if rank is None else rank for rank in line.ranks]
             axes.plot(range(len(ys)), ys, color=colour, marker=marker, markersize=2.6, linewidth=1.3)
             shown = [i for i, rank in enumerate(line.ranks) if rank is not None]
@@ -126,9 +165,9 @@ def bump_chart(series: BumpSeries) -> Chart:
                 continue
             first, final = shown[0], shown[-1]
             tag = f" {line.marker}" if line.marker else ""
-            left_x = -0.7 if first == 0 else first - 0.3
+            left_x = -1.35 if first == 0 else first - 0.3  # left of the rank ticks
             left = f"#{line.ranks[first]} {_short(line.name, 22)}"
-            axes.text(left_x, ys[first], left, ha="right", va="center", fontsize=5.2, color=colour, clip_on=False)
+            axes.text(left_x, ys[first], left, ha="right", va="center", fontsize=5.2, color=text_colour, clip_on=False)
             right_x = last + 0.7 if final == last else final + 0.3
             axes.text(
                 right_x,
@@ -137,7 +176,7 @@ def bump_chart(series: BumpSeries) -> Chart:
                 ha="left",
                 va="center",
                 fontsize=5.2,
-                color=colour,
+                color=text_colour,
                 fontweight="bold" if tag else "normal",
                 clip_on=False,
             )
@@ -157,7 +196,8 @@ def share_chart(series: ShareSeries) -> Chart:
         bottoms = [0.0] * len(series.days)
         stacks = [*zip(series.names, series.shares, strict=True)]
         stacks += [("rest of the top 50", series.rest_of_list), ("all other models", series.other)]
-        colours = [*PALETTE[: len(series.names)], REST, OTHER_COLOUR]
+        own = series.colours or tuple(range(len(series.names)))
+        colours = [*(PALETTE[index % len(PALETTE)] for index in own), REST, OTHER_COLOUR]
         for (name, values), colour in zip(stacks, colours, strict=True):
             heights = [value or 0.0 for value in values]
             axes.bar(xs, heights, bottom=bottoms, color=colour, width=0.8, label=_short(name, 30), linewidth=0)
@@ -173,14 +213,15 @@ def share_chart(series: ShareSeries) -> Chart:
 
 
 def sparkline_chart(spark: Sparkline) -> Chart:
-    """A model's rank over 30 days (line, #1 at the top) over its daily tokens (light bars); small enough for a
-    message."""
+    """A model's rank over 30 days (line, #1 at the top) over its daily tokens (light bars), named and dated, with
+    the attribution: small enough for a message, complete on its own."""
     with _figure(SPARK_SIZE) as figure:
-        volume = figure.add_axes((0.02, 0.08, 0.72, 0.84))
+        box = (0.02, 0.2, 0.7, 0.5)
+        volume = figure.add_axes(box)
         volume.bar(range(len(spark.days)), [t or 0 for t in spark.tokens], color="#DDE6F0", width=0.8, linewidth=0)
         volume.set_axis_off()
         volume.set_xlim(-0.5, len(spark.days) - 0.5)
-        ranks = figure.add_axes((0.02, 0.08, 0.72, 0.84), sharex=volume)
+        ranks = figure.add_axes(box, sharex=volume)
         ranks.patch.set_alpha(0)
         present = [r for r in spark.ranks if r is not None]
         deepest = max([*present, 10])
@@ -192,10 +233,21 @@ def sparkline_chart(spark: Sparkline) -> Chart:
             linewidth=1.4,
         )
         ranks.set_axis_off()
+        first, last = spark.days[0], spark.days[-1]
+        figure.text(0.02, 0.96, _short(spark.name, 40), fontsize=5.4, fontweight="bold", va="top")
+        figure.text(
+            0.02,
+            0.8,
+            f"rank (line) and tokens (bars) by day, {first:%Y-%m-%d} → {last:%Y-%m-%d} (UTC)",
+            fontsize=4.2,
+            color="#444444",
+            va="top",
+        )
         latest = next((r for r in reversed(spark.ranks) if r is not None), None)
-        tokens = next((t for t in reversed(spark.tokens) if t is not None), None)
+        tokens = next(((t, d) for t, d in zip(reversed(spark.tokens), reversed(spark.days), strict=True) if t), None)
         label = f"#{latest}" if latest is not None else "below #50"
-        figure.text(0.77, 0.62, label, fontsize=9, fontweight="bold", color=PALETTE[0], va="center")
+        figure.text(0.76, 0.55, label, fontsize=9, fontweight="bold", color=TEXT_PALETTE[0], va="center")
         if tokens is not None:
-            figure.text(0.77, 0.3, format_tokens(tokens), fontsize=6, color="#444444", va="center")
+            figure.text(0.76, 0.25, f"{format_tokens(tokens[0])} on {tokens[1]:%m-%d}", fontsize=5, color="#444444")
+        figure.text(0.02, 0.03, spark.footer, fontsize=3.6, color="#444444", va="bottom")
         return _chart(figure, sparkline_alt(spark), SPARK_SIZE)

@@ -10,10 +10,10 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 
-from digests.diff import ENTRANTS
-from digests.digest import Digest
+from digests.diff import ENTRANTS, listed
+from digests.digest import WEEK_DAYS, Digest
 from digests.labels import attribution
-from digests.model import DaySnapshot, ModelInfo
+from digests.model import DaySnapshot, ModelInfo, Period
 from digests.names import display_name, model_info
 
 WINDOW_DAYS = 14
@@ -29,6 +29,8 @@ class Line:
     marker: str = ""
     """``NEW`` or ``RE-ENTRY`` when the model entered in this digest's period."""
     current_rank: int = 0
+    colour: int = 0
+    """Index into the palette: the model's own colour (``chart_colours``), the same on the day and week charts."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -62,6 +64,8 @@ class ShareSeries:
     title: str
     subtitle: str
     footer: str
+    colours: tuple[int, ...] = ()
+    """Each top model's palette index (``chart_colours``)."""
 
     def top_share(self, index: int) -> float | None:
         """The top models' combined share on day ``index``."""
@@ -79,6 +83,24 @@ class Sparkline:
     ranks: tuple[int | None, ...]
     tokens: tuple[int | None, ...]
     footer: str
+
+
+PALETTE_SIZE = 10
+
+
+def chart_colours(end: date, history: Sequence[DaySnapshot], top: int = 10) -> dict[str, int]:
+    """A palette index per model for every chart of the digests ending at ``end``: a model in both the day's and
+    the week's top ``top`` gets one colour on both charts, and no chart shows a colour twice. Models on both lists
+    come first (in day order), then each list's own models take the colours left, in rank order."""
+    snapshots = _by_day(history)
+    day = listed(Period("day", (end,)), snapshots, top)
+    week = listed(Period("week", window(end, WEEK_DAYS)), snapshots, top)
+    both = [slug for slug in day if slug in week]
+    colours = {slug: index for index, slug in enumerate(both)}
+    spare = range(len(both), PALETTE_SIZE)  # day-only and week-only models never share a chart
+    for own in (day, week):
+        colours.update(zip([slug for slug in own if slug not in colours], spare, strict=False))
+    return colours
 
 
 def window(end: date, length: int) -> tuple[date, ...]:
@@ -109,11 +131,13 @@ def bump_series(digest: Digest, history: Sequence[DaySnapshot], top: int = 10) -
     snapshots = _by_day(history)
     found = [snapshots.get(day) for day in days]
     ranks_by_day = [s.ranks() if s is not None else {} for s in found]
+    colours = chart_colours(digest.period.last, history, top)
     lines = []
-    for row in digest.rows[:top]:
+    for index, row in enumerate(digest.rows[:top]):
         marker = row.movement.kind.value if row.movement.kind in ENTRANTS else ""
         ranks = tuple(day_ranks.get(row.permaslug) for day_ranks in ranks_by_day)
-        lines.append(Line(row.permaslug, display_name(row.info), ranks, marker, row.rank))
+        colour = colours.get(row.permaslug, index % PALETTE_SIZE)
+        lines.append(Line(row.permaslug, display_name(row.info), ranks, marker, row.rank, colour))
     kind = "week" if digest.kind == "week" else "day"
     return BumpSeries(
         days=days,
@@ -151,8 +175,10 @@ def share_series(digest: Digest, history: Sequence[DaySnapshot], top: int = 10) 
         listed = sum(tokens.values())
         rest.append((listed - sum(tokens.get(slug, 0) for slug in leaders)) / total)
         other.append((snapshot.other_tokens or 0) / total)
+    colours = chart_colours(digest.period.last, history, top)
     return ShareSeries(
         days=days,
+        colours=tuple(colours.get(slug, index % PALETTE_SIZE) for index, slug in enumerate(leaders)),
         names=tuple(display_name(row.info) for row in digest.rows[:top]),
         shares=tuple(tuple(column) for column in shares),
         rest_of_list=tuple(rest),

@@ -45,12 +45,25 @@ def fake(history: SyntheticHistory) -> Iterator[FakeOpenRouter]:
 POSTGRES_URL = os.environ.get("RANKBOT_TEST_POSTGRES_URL")
 
 
+NO_POSTGRES = "no PostgreSQL: set RANKBOT_TEST_POSTGRES_URL (bash .ci/run starts one)"
+
+
+def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
+    """Say once, at the end, how many PostgreSQL tests did not run and how to run them."""
+    skipped = [r for r in terminalreporter.stats.get("skipped", []) if NO_POSTGRES in str(r.longrepr)]
+    if skipped:
+        terminalreporter.write_line(
+            f"{len(skipped)} PostgreSQL tests skipped: no server. Set RANKBOT_TEST_POSTGRES_URL=postgresql://... or "
+            "run `bash .ci/run`, which installs and starts one and runs every test (as CI does)."
+        )
+
+
 def fresh_postgres_url() -> str:
     """The test PostgreSQL database, emptied. In CI a missing server is a failure, never a silent skip."""
     if not POSTGRES_URL:
         if os.environ.get("CI"):
             pytest.fail("RANKBOT_TEST_POSTGRES_URL is not set: .ci/run should have started PostgreSQL")
-        pytest.skip("no PostgreSQL: set RANKBOT_TEST_POSTGRES_URL (bash .ci/run starts one)")
+        pytest.skip(NO_POSTGRES)
     engine = engine_for(POSTGRES_URL)
     with engine.begin() as connection:
         connection.execute(text("DROP SCHEMA public CASCADE"))

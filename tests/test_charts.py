@@ -10,7 +10,16 @@ from pathlib import Path
 import pytest
 
 from digests.aliases import with_aliases
-from digests.charts import Chart, bump_chart, share_chart, sparkline_chart
+from digests.charts import (
+    TEXT_PALETTE,
+    Chart,
+    bump_chart,
+    contrast,
+    rank_ticks,
+    readable,
+    share_chart,
+    sparkline_chart,
+)
 from digests.digest import Digest, build_digest
 from digests.model import DaySnapshot, DigestSettings
 from digests.series import bump_series, share_series, sparkline
@@ -64,8 +73,36 @@ def test_share_chart_snapshot(week: Digest, days: tuple[DaySnapshot, ...]) -> No
 
 def test_sparkline_snapshot(days: tuple[DaySnapshot, ...]) -> None:
     chart = sparkline_chart(sparkline("lab/m4", days, handbuilt.CATALOGUE))
-    assert (chart.width, chart.height) == (480, 120)
+    assert (chart.width, chart.height) == (600, 160)  # room for the name, the dates and the attribution
     assert_matches_snapshot(chart, "sparkline-m4")
+
+
+def test_a_model_keeps_its_colour_on_the_day_and_week_charts(days: tuple[DaySnapshot, ...]) -> None:
+    """Colour follows the model, not its rank: the day and week charts ending on the same day agree on every model
+    they share, and no chart uses a colour twice."""
+    end = handbuilt.DAYS[-1]
+    week = build_digest("week", days, handbuilt.CATALOGUE, DigestSettings(), end=end)
+    day = build_digest("day", days, handbuilt.CATALOGUE, DigestSettings(), end=end)
+    week_colours = {line.permaslug: line.colour for line in bump_series(week, days).lines}
+    day_colours = {line.permaslug: line.colour for line in bump_series(day, days).lines}
+    shared = week_colours.keys() & day_colours.keys()
+    assert shared and all(week_colours[slug] == day_colours[slug] for slug in shared)
+    for colours in (week_colours, day_colours):
+        assert len(set(colours.values())) == len(colours)
+    share = share_series(week, days)
+    assert dict(zip((row.permaslug for row in week.rows), share.colours, strict=False)) == week_colours
+
+
+def test_every_label_colour_reads_on_white() -> None:
+    """Text drawn in a line's colour meets WCAG AA (4.5:1) on the white background, the pale sand and cyan too."""
+    assert min(contrast(colour) for colour in TEXT_PALETTE) >= 4.5
+    assert contrast("#DDCC77") < 3 and readable("#DDCC77") != "#DDCC77"  # the old pale yellow label
+    assert contrast("#000000") == 21
+
+
+def test_the_bump_chart_has_rank_ticks(week: Digest, days: tuple[DaySnapshot, ...]) -> None:
+    assert rank_ticks(12) == [1, 5, 10]
+    assert rank_ticks(50) == [1, 5, 10, 20, 30, 40, 50]
 
 
 def test_rendering_is_deterministic(week: Digest, days: tuple[DaySnapshot, ...]) -> None:

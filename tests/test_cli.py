@@ -67,8 +67,16 @@ def test_every_command_has_help(command: list[str], tmp_path: Path) -> None:
     result = rankbot(*command, "--help", cwd=tmp_path)
     assert result.returncode == 0, result.stderr
     assert "Usage:" in result.stdout
+    assert "<bool>" not in result.stdout  # a flag takes no value: no type label
     if command not in ([], ["db"], ["outbox"], ["rankings"], ["alias"]):
         assert "--config" in result.stdout
+
+
+def test_version(tmp_path: Path) -> None:
+    from importlib.metadata import version
+
+    result = rankbot("--version", cwd=tmp_path)
+    assert result.returncode == 0 and result.stdout == f"rankbot {version('rankbot')}\n"
 
 
 def test_poll_then_digest(fake: FakeOpenRouter, tmp_path: Path) -> None:
@@ -116,10 +124,6 @@ def test_check_config(tmp_path: Path) -> None:
     """check-config reports what would be used, or names the bad key and exits 1."""
     good = rankbot("check-config", cwd=tmp_path)
     assert good.returncode == 0 and "keyless daily exports" in good.stdout
-    secret_url = "postgresql://rankbot:hunter2-secret@127.0.0.1:5/rankbot"
-    masked = rankbot("check-config", cwd=tmp_path, env={"RANKBOT_STORAGE_DATABASE_URL": secret_url})
-    assert masked.returncode == 0 and "hunter2-secret" not in masked.stdout + masked.stderr
-    assert "postgresql+psycopg://rankbot:***@127.0.0.1:5/rankbot" in masked.stdout
     bad = rankbot("check-config", cwd=tmp_path, env={"RANKBOT_DIGEST_TIE_BAND": "2"})
     assert bad.returncode == 1
     assert "digest.tie_band (from RANKBOT_DIGEST_TIE_BAND)" in bad.stderr
@@ -207,3 +211,93 @@ def test_rankings_and_alias_commands(tmp_path: Path) -> None:
     assert rankbot("alias", "remove", "old/name-v1", cwd=tmp_path, env=env).returncode == 0
     gone = rankbot("alias", "remove", "old/name-v1", cwd=tmp_path, env=env)
     assert gone.returncode == 1 and "no alias for old/name-v1" in gone.stderr
+
+
+def one_line_error(result: subprocess.CompletedProcess[str]) -> str:
+    """The command failed with exit code 1 and exactly one line on stderr, which is returned."""
+    assert result.returncode == 1, (result.returncode, result.stderr)
+    assert "Traceback" not in result.stderr
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1, result.stderr
+    return lines[0]
+
+
+UNREACHABLE_POSTGRES = "postgresql://rankbot:hunter2-secret@127.0.0.1:1/rankbot"
+
+
+@pytest.mark.parametrize("command", [["run"], ["poll"], ["outbox", "list"], ["check-config"], ["db", "upgrade"]])
+def test_an_unreachable_postgres_is_one_line_naming_it_without_the_password(command: list[str], tmp_path: Path) -> None:
+    line = one_line_error(rankbot(*command, cwd=tmp_path, env={"RANKBOT_STORAGE_DATABASE_URL": UNREACHABLE_POSTGRES}))
+    assert "cannot use the PostgreSQL database postgresql+psycopg://rankbot:***@127.0.0.1:1/rankbot" in line
+    assert "Connection refused" in line and "check storage.database_url" in line
+    assert "hunter2" not in line
+
+
+def test_a_sqlite_path_that_cannot_be_created_is_one_line(tmp_path: Path) -> None:
+    line = one_line_error(
+        rankbot("poll", cwd=tmp_path, env={"RANKBOT_STORAGE_DATABASE_URL": "sqlite:////proc/nope/x.db"})
+    )
+    assert line.startswith("error: cannot create the folder /proc/nope for the SQLite database /proc/nope/x.db")
+
+
+def without_file_override() -> list[str]:
+    """Run as root without the power to write others' files (CI runs as root, which ignores file modes)."""
+    if os.geteuid() != 0:
+        return []
+    return ["setpriv", "--bounding-set", "-dac_override,-dac_read_search", "--"]
+
+
+def test_an_unwritable_sqlite_file_is_one_line(tmp_path: Path) -> None:
+    database = tmp_path / "ro.db"
+    url = f"sqlite:///{database}"
+    assert rankbot("db", "upgrade", cwd=tmp_path, env={"RANKBOT_STORAGE_DATABASE_URL": url}).returncode == 0
+    database.chmod(0o444)
+    environ = {k: v for k, v in os.environ.items() if not k.startswith("RANKBOT_")}
+    environ["RANKBOT_STORAGE_DATABASE_URL"] = url
+    result = subprocess.run(
+        [*without_file_override(), sys.executable, "-m", "bot", "poll"],
+        cwd=tmp_path,
+        env=environ,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    line = one_line_error(result)
+    assert f"the SQLite database {database} is not writable (attempt to write a readonly database)" in line
+
+
+def test_an_output_folder_that_cannot_be_created_is_one_line(fake: FakeOpenRouter, tmp_path: Path) -> None:
+    environ = env_for(fake, tmp_path)
+    assert rankbot("poll", cwd=tmp_path, env=environ).returncode == 0
+    environ["RANKBOT_OUTPUT_DIRECTORY"] = "/proc/nope/out"
+    line = one_line_error(rankbot("digest", "day", cwd=tmp_path, env=environ))
+    assert "cannot write the digest to /proc/nope/out/" in line and "set output.directory" in line
+
+
+def test_a_config_that_is_a_folder_or_not_utf8_is_one_line(tmp_path: Path) -> None:
+    (tmp_path / "folder.toml").mkdir()
+    line = one_line_error(rankbot("poll", "--config", "folder.toml", cwd=tmp_path))
+    assert "folder.toml is a folder, not a file" in line and "create config.toml" in line
+    (tmp_path / "latin1.toml").write_bytes("[digest]\n# Mod\xe8les\ntop_n = 5\n".encode("latin-1"))
+    line = one_line_error(rankbot("check-config", "--config", "latin1.toml", cwd=tmp_path))
+    assert "latin1.toml is not UTF-8 text (byte 0xe8 on line 2): save it as UTF-8" in line
+
+
+def test_check_config_opens_the_database_lists_the_outputs_and_fails_as_run_would(tmp_path: Path) -> None:
+    (tmp_path / "config.toml").write_text(
+        "[[outputs]]\nname = 'team-hook'\nkind = 'webhook'\nurl = 'https://example.com/hook'\n"
+        "secret_env = 'RANKBOT_TEST_HOOK_SECRET'\nnotices = true\n"
+        "[[outputs]]\nname = 'archive'\nkind = 'file'\nweekly = false\nnotable_only = false\n"
+    )
+    unset = one_line_error(rankbot("check-config", cwd=tmp_path))
+    assert "outputs 'team-hook' needs the environment variable RANKBOT_TEST_HOOK_SECRET (its secret_env)" in unset
+    run = one_line_error(rankbot("run", cwd=tmp_path))
+    assert unset == run
+    result = rankbot("check-config", cwd=tmp_path, env={"RANKBOT_TEST_HOOK_SECRET": "x"})
+    assert result.returncode == 0, result.stderr
+    assert f"database: sqlite:///data/rankbot.db = {tmp_path / 'data' / 'rankbot.db'} (opened; schema" in result.stdout
+    assert (
+        "- team-hook (webhook → https://example.com/hook, signed with $RANKBOT_TEST_HOOK_SECRET): daily alerts when "
+        "notable, quiet days skipped; weekly digest at '0 9 * * mon' UTC; operator notices" in result.stdout
+    )
+    assert "- archive (file → files in out/): daily alerts every day" in result.stdout

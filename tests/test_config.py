@@ -119,3 +119,56 @@ def test_readme_opens_with_the_two_commands() -> None:
     assert "make demo" in head and "make test" in head
     assert "make test" in (ROOT / ".ci" / "run").read_text()
     assert re.search(r"^demo:", (ROOT / "Makefile").read_text(), re.MULTILINE)
+
+
+def test_a_file_output_without_a_directory_writes_to_the_output_directory() -> None:
+    """In the Docker image [output].directory is /out: a file output without its own directory follows it."""
+    settings = load_settings(None, {"RANKBOT_OUTPUT_DIRECTORY": "/out"})
+    assert [getattr(o, "directory", None) for o in settings.destinations()] == [None, Path("/out")]
+    listed = Settings.model_validate(
+        {
+            "output": {"directory": "/out"},
+            "outputs": [{"name": "a", "kind": "file"}, {"name": "b", "kind": "file", "directory": "/srv/b"}],
+        }
+    )
+    assert [o.target()["directory"] for o in listed.destinations()] == ["/out", "/srv/b"]
+
+
+def test_a_postgres_password_from_the_environment_may_hold_any_character() -> None:
+    """`storage.password_env` puts the password into the URL escaped: `@ : / %` cannot move the host or database."""
+    from sqlalchemy.engine import make_url
+
+    password = "p@ss:w/rd%40#?"
+    settings = load_settings(
+        None,
+        {
+            "RANKBOT_STORAGE_DATABASE_URL": "postgresql://rankbot@db.internal:5432/rankbot",
+            "RANKBOT_STORAGE_PASSWORD_ENV": "RANKBOT_TEST_DB_PASSWORD",
+            "RANKBOT_TEST_DB_PASSWORD": password,
+        },
+    )
+    url = make_url(settings.storage.database_url)
+    assert (url.host, url.port, url.database, url.username, url.password) == (
+        "db.internal",
+        5432,
+        "rankbot",
+        "rankbot",
+        password,
+    )
+    with pytest.raises(ConfigError, match="names RANKBOT_TEST_DB_PASSWORD, which is unset"):
+        load_settings(
+            None,
+            {
+                "RANKBOT_STORAGE_DATABASE_URL": "postgresql://rankbot@db/rankbot",
+                "RANKBOT_STORAGE_PASSWORD_ENV": "RANKBOT_TEST_DB_PASSWORD",
+            },
+        )
+
+
+def test_compose_restarts_and_never_writes_the_password_into_a_url() -> None:
+    compose = (ROOT / "compose.yaml").read_text()
+    assert compose.count("restart: unless-stopped") == 2
+    assert "${POSTGRES_PASSWORD}@" not in compose and "RANKBOT_STORAGE_PASSWORD_ENV: POSTGRES_PASSWORD" in compose
+    assert "docker compose port" in compose
+    dockerfile = (ROOT / "Dockerfile").read_text()
+    assert "--constraint constraints.txt" in dockerfile and "WORKDIR /out" in dockerfile

@@ -418,8 +418,13 @@ async def test_health_reports_stale_claims_failing_destinations_and_a_service_th
             status = service.health()
             assert status["status"] == "degraded"
             assert status["problems"] == ["no successful poll yet: OpenRouter did not answer after 5 tries (HTTP 500)"]
+            parts.metrics.watch(parts.store, service.last_poll_timestamp, lambda: parts.leadership.is_leader)
+            metrics = parts.metrics.exposition().decode()
+            assert "rankbot_last_successful_poll_timestamp_seconds 0.0" in metrics  # 0 until a poll succeeds
+            assert "rankbot_leader 1.0" in metrics
             parts.state.set_state("last_successful_poll", "2026-11-20T12:00:00+00:00")
             assert service.health()["status"] == "ok"
+            assert "rankbot_last_successful_poll_timestamp_seconds 1.795176e+09" in parts.metrics.exposition().decode()
 
             hook = {"url": webhook.hook_url("hook"), "secret_env": SECRET_ENV, "timeout_seconds": 2.0}
             parts.store.sync_destinations([Destination("hook", "webhook", hook)], origin="test")

@@ -12,30 +12,53 @@ import os
 import sys
 from datetime import date
 from enum import StrEnum
+from importlib.metadata import version as package_version
 from pathlib import Path
 from typing import Annotated
 
 import typer
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from sqlalchemy.exc import SQLAlchemyError
 
 from bot import pipeline
 from bot.cli import outbox, rankings
-from bot.cli.plumbing import ConfigOption, err, fail, out, parse_date, run, settings_from, today_utc
-from bot.config import ConfigError
+from bot.cli.plumbing import (
+    ConfigOption,
+    config_path,
+    err,
+    fail,
+    one_line_exit,
+    out,
+    parse_date,
+    run,
+    settings_from,
+    today_utc,
+)
+from bot.config import Output, Settings, WebhookOutput
 from bot.launcher import release_early_signals
+from bot.leadership import InstanceLockedError
 from bot.outputs import rendered, write_charts, write_digest_files
 from bot.poller import PollReport
 from bot.sources.batch import SourceBatch
 from digests.digest import NoDataError
-from storage.engine import current_revision, display_url, engine_for, upgrade_database
+from storage.engine import (
+    DatabaseError,
+    checked_engine,
+    current_revision,
+    database_problem,
+    display_url,
+    head_revision,
+    open_database,
+)
 
 app = typer.Typer(
     help="rankbot follows OpenRouter's daily model-usage rankings and publishes honest digests.",
     no_args_is_help=True,
     add_completion=False,
     pretty_exceptions_enable=False,
+    rich_markup_mode=None,  # plain help: Rich's layout labels every flag <bool>
 )
-db_app = typer.Typer(help="Database schema commands.", no_args_is_help=True)
+db_app = typer.Typer(help="Database schema commands.", no_args_is_help=True, rich_markup_mode=None)
 app.add_typer(db_app, name="db")
 app.add_typer(outbox.app, name="outbox")
 app.add_typer(rankings.rankings_app, name="rankings")
@@ -88,7 +111,9 @@ def poll(config: ConfigOption = None) -> None:
 
 @app.command()
 def backfill(
-    since: Annotated[str, typer.Option(help="First day to fetch, YYYY-MM-DD (the keyed API reaches 2025-01-01).")],
+    since: Annotated[
+        str, typer.Option(metavar="YYYY-MM-DD", help="First day to fetch (the keyed API reaches back to 2025-01-01).")
+    ],
     config: ConfigOption = None,
 ) -> None:
     """Fetch and store every complete day since a date, in as few requests as the source allows."""
@@ -114,7 +139,9 @@ def backfill(
 @app.command()
 def digest(
     kind: Annotated[Kind, typer.Argument(help="day: the latest complete day; week: the 7 days ending there.")],
-    day: Annotated[str | None, typer.Option("--day", help="Last source day, YYYY-MM-DD (default: latest).")] = None,
+    day: Annotated[
+        str | None, typer.Option("--day", metavar="YYYY-MM-DD", help="Last source day (default: the latest stored).")
+    ] = None,
     dry_run: Annotated[bool, typer.Option("--dry-run", help="Print only; write no files.")] = False,
     fmt: Annotated[Format, typer.Option("--format", help="What to print to the console.")] = Format.text,
     config: ConfigOption = None,
@@ -130,9 +157,15 @@ def digest(
         sys.stdout.write(rendered(built.digest, fmt.value))
     if not dry_run:
         directory = settings.output.directory
-        written = write_digest_files(built.digest, directory, settings.output.formats)
-        if settings.output.charts:
-            written += write_charts(built.digest, built.history, built.catalogue, directory)
+        try:
+            written = write_digest_files(built.digest, directory, settings.output.formats)
+            if settings.output.charts:
+                written += write_charts(built.digest, built.history, built.catalogue, directory)
+        except OSError as error:
+            fail(
+                f"cannot write the digest to {directory}/ ({error.strerror or error}): set output.directory (or "
+                "RANKBOT_OUTPUT_DIRECTORY) to a folder rankbot can write, or pass --dry-run"
+            )
         for path in written:
             err.print(f"wrote {path}", highlight=False)
 
@@ -148,36 +181,84 @@ def demo(
     The config's digest and output settings apply; the source and database are always the demo's own."""
     from bot.demo.run import run_demo
 
-    run_demo(settings_from(config), out_dir, data_dir, out, err)
+    try:
+        run_demo(settings_from(config), out_dir, data_dir, out, err)
+    except OSError as error:
+        fail(f"the demo cannot write its files ({error.strerror or error}: {error.filename}): pass --out and --data")
 
 
 @db_app.command("upgrade")
 def db_upgrade(config: ConfigOption = None) -> None:
     """Apply pending schema migrations (also done automatically at start)."""
-    settings = settings_from(config)
-    engine = engine_for(settings.storage.database_url)
-    upgrade_database(engine)
+    engine = open_database(settings_from(config).storage.database_url)
     out.print(f"database schema at revision {current_revision(engine)}", highlight=False)
+    engine.dispose()
+
+
+def describe_output(output: Output, settings: Settings) -> str:
+    """``team-hook (webhook → https://…, signed with $X): daily alerts when notable, quiet days skipped; weekly at
+    0 9 * * mon UTC; operator notices``"""
+    target = {
+        "console": lambda: f"the console, as {getattr(output, 'format', 'text')}",
+        "file": lambda: f"files in {getattr(output, 'directory', settings.output.directory)}/",
+        "webhook": lambda: str(getattr(output, "url", "")),
+    }.get(output.kind, lambda: output.kind)()
+    if isinstance(output, WebhookOutput) and output.secret_env:
+        target += f", signed with ${output.secret_env}"
+    subscription = output.subscription(settings.service)
+    parts = []
+    if subscription.daily:
+        when = "when notable" if subscription.notable_only else "every day"
+        quiet = "one line on quiet days" if subscription.quiet_day == "line" else "quiet days skipped"
+        parts.append(f"daily alerts {when}" + (f", {quiet}" if subscription.notable_only else ""))
+    if subscription.weekly:
+        parts.append(f"weekly digest at '{subscription.weekly_cron}' {subscription.timezone}")
+    if subscription.notices:
+        parts.append("operator notices")
+    return f"{output.name} ({output.kind} → {target}): {'; '.join(parts) or 'nothing (no daily, weekly or notices)'}"
 
 
 @app.command("check-config")
 def check_config(config: ConfigOption = None) -> None:
-    """Validate the configuration and say what rankbot would use; exit 1 with the key's name if invalid."""
+    """Check the configuration as `rankbot run` would (keys, secrets, the database), say what it would use, and
+    exit 1 naming the problem if anything would stop it."""
+    path = config_path(config)
     settings = settings_from(config)
+    problems = settings.start_problems(os.environ)
+    if problems:
+        fail("; ".join(problems))
+    url = settings.storage.database_url
+    engine = checked_engine(url)
     try:
-        kind = settings.source_kind(os.environ)
-    except ConfigError as error:
-        fail(str(error))
+        revision, head = current_revision(engine), head_revision()
+    finally:
+        engine.dispose()
+    kind = settings.source_kind(os.environ)
     source = (
         f"keyed Data API (key from ${settings.openrouter.api_key_env})"
         if kind == "api"
         else f"keyless daily exports (set ${settings.openrouter.api_key_env} for the keyed Data API)"
     )
-    out.print("config ok", highlight=False)
-    out.print(f"  OpenRouter: {settings.openrouter.base_url}, {source}", highlight=False)
-    out.print(f"  database: {display_url(settings.storage.database_url)}", highlight=False)
+    if revision == head:
+        schema = f"schema {head}, up to date"
+    else:
+        schema = f"schema {revision or 'empty'}; rankbot migrates it to {head} at start"
+    sqlite_file = engine.url.database if engine.dialect.name == "sqlite" else None
+    where = f" = {Path(sqlite_file).resolve()}" if sqlite_file else ""
     formats = ", ".join(settings.output.formats)
-    out.print(f"  digests: console={settings.output.console}, files in {settings.output.directory}/ ({formats})")
+    label = "outputs" if settings.outputs else "outputs (none configured: the embedded defaults)"
+    lines = [
+        "config ok",
+        f"  config: {path or 'embedded defaults (no config.toml here)'}",
+        f"  OpenRouter: {settings.openrouter.base_url}, {source}",
+        f"  database: {display_url(url)}{where} (opened; {schema})",
+        f"  `rankbot digest` writes: console={settings.output.console}, files in {settings.output.directory}/ "
+        f"({formats})",
+        f"  {label}:",
+        *(f"    - {describe_output(output, settings)}" for output in settings.destinations()),
+    ]
+    for line in lines:
+        out.print(line, highlight=False, soft_wrap=True, markup=False)
 
 
 @app.command("run")
@@ -186,14 +267,10 @@ def run_command(config: ConfigOption = None) -> None:
 
     Stops cleanly on SIGTERM or Ctrl-C. On SQLite one instance per database; on PostgreSQL run as many as you like
     (they share the outbox; one leads the scheduler)."""
-    from bot.service import ServiceError, missing_secrets, run_service
+    from bot.service import ServiceError, run_service
 
     settings = settings_from(config)
-    try:
-        settings.source_kind(os.environ)
-    except ConfigError as error:
-        fail(str(error))
-    problems = missing_secrets(settings, os.environ)
+    problems = settings.start_problems(os.environ)
     if problems:
         fail("; ".join(problems))
     logging.getLogger().setLevel(logging.INFO)
@@ -205,13 +282,30 @@ def run_command(config: ConfigOption = None) -> None:
         fail(str(error))
 
 
+def _version(wanted: bool) -> None:
+    if wanted:
+        out.print(f"rankbot {package_version('rankbot')}", highlight=False)
+        raise typer.Exit()
+
+
 @app.callback()
-def _signals(context: typer.Context) -> None:
+def _start(
+    context: typer.Context,
+    version: Annotated[
+        bool, typer.Option("--version", help="Print rankbot's version and exit.", callback=_version, is_eager=True)
+    ] = False,
+) -> None:
     """Every command but ``run`` handles SIGTERM and Ctrl-C the default way (``run`` stops cleanly instead)."""
     if context.invoked_subcommand != "run":
         release_early_signals()
 
 
 def main() -> None:
+    """``rankbot``: errors an operator can act on are one line on stderr and exit code 1, wherever they arise."""
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
-    app()
+    try:
+        app()
+    except (DatabaseError, InstanceLockedError) as error:
+        one_line_exit(str(error))
+    except SQLAlchemyError as error:  # a database that failed after it was opened
+        one_line_exit(f"database error: {database_problem(error, None)}")

@@ -12,16 +12,13 @@ from rich.table import Table
 from bot.cli.plumbing import ConfigOption, fail, out, run, settings_from
 from digests.delivery import DeliveryState
 from storage.delivery import DeliveryStore
-from storage.engine import engine_for, upgrade_database
+from storage.engine import open_database
 
-app = typer.Typer(help="Inspect and steer the delivery outbox.", no_args_is_help=True)
+app = typer.Typer(help="Inspect and steer the delivery outbox.", no_args_is_help=True, rich_markup_mode=None)
 
 
 def open_store(config: Path | None) -> DeliveryStore:
-    settings = settings_from(config)
-    engine = engine_for(settings.storage.database_url)
-    upgrade_database(engine)
-    return DeliveryStore(engine)
+    return DeliveryStore(open_database(settings_from(config).storage.database_url))
 
 
 @app.command("list")

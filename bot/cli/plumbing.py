@@ -17,6 +17,7 @@ from bot.config import ConfigError, Settings, load_settings
 from bot.leadership import InstanceLockedError
 from bot.sources.errors import SourceError
 from digests.digest import NoDataError
+from storage.engine import DatabaseError
 
 out = Console()
 err = Console(stderr=True, soft_wrap=True)
@@ -24,11 +25,18 @@ T = TypeVar("T")
 
 ConfigOption = Annotated[
     Path | None,
-    typer.Option("--config", "-c", help="Path to config.toml (default: ./config.toml if present, else defaults)."),
+    typer.Option(
+        "--config",
+        "-c",
+        metavar="PATH",
+        help="Path to config.toml (default: ./config.toml if present, else the embedded defaults).",
+    ),
 ]
 
 WeekOption = Annotated[bool, typer.Option("--week", help="The week ending at the day, not the day alone.")]
-DayOption = Annotated[str | None, typer.Option("--day", help="Last source day, YYYY-MM-DD (default: latest).")]
+DayOption = Annotated[
+    str | None, typer.Option("--day", metavar="YYYY-MM-DD", help="Last source day (default: the latest stored).")
+]
 
 
 def fail(message: str) -> NoReturn:
@@ -36,11 +44,22 @@ def fail(message: str) -> NoReturn:
     raise typer.Exit(1)
 
 
-def settings_from(path: Path | None) -> Settings:
+def one_line_exit(message: str) -> NoReturn:
+    """``fail`` outside a command (the error escaped it): print the line and exit 1."""
+    err.print(f"[bold red]error:[/] {escape(message)}", highlight=False, soft_wrap=True)
+    raise SystemExit(1)
+
+
+def config_path(path: Path | None) -> Path | None:
+    """``--config``, else ``./config.toml`` when it exists, else ``None`` (the embedded defaults)."""
     if path is None and Path("config.toml").exists():
-        path = Path("config.toml")
+        return Path("config.toml")
+    return path
+
+
+def settings_from(path: Path | None) -> Settings:
     try:
-        return load_settings(path)
+        return load_settings(config_path(path))
     except ConfigError as error:
         fail(str(error))
 
@@ -53,7 +72,7 @@ def run(work: Callable[[], Coroutine[Any, Any, T]]) -> T:
     """Run a coroutine, turning the errors an operator can act on into one line and exit code 1."""
     try:
         return asyncio.run(work())
-    except (SourceError, ConfigError, NoDataError, InstanceLockedError) as error:
+    except (SourceError, ConfigError, NoDataError, InstanceLockedError, DatabaseError) as error:
         fail(str(error))
 
 

@@ -18,9 +18,13 @@ from digests.views import model_card, movers_view, search_models, top_view
 from storage.repository import Repository
 
 rankings_app = typer.Typer(
-    help="The /rankings answers in the console: top, movers, a model's card, search.", no_args_is_help=True
+    help="The /rankings answers in the console: top, movers, a model's card, search.",
+    no_args_is_help=True,
+    rich_markup_mode=None,
 )
-alias_app = typer.Typer(help="Link a renamed model's old permaslug to its new one.", no_args_is_help=True)
+alias_app = typer.Typer(
+    help="Link a renamed model's old permaslug to its new one.", no_args_is_help=True, rich_markup_mode=None
+)
 
 
 def built_for(config: Path | None, week: bool, day: str | None) -> pipeline.Built:
