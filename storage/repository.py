@@ -36,6 +36,7 @@ _MODEL = ModelRecord.__table__  # type: ignore[attr-defined]
 _ALIAS = AliasRecord.__table__  # type: ignore[attr-defined]
 _STATE = ServiceStateRecord.__table__  # type: ignore[attr-defined]
 MARK_PREFIX = "source:"
+MARK_KEY_LENGTH = 64
 
 
 class Outcome(StrEnum):
@@ -255,9 +256,13 @@ class Repository:
         return {str(key).removeprefix(MARK_PREFIX): json.loads(value) for key, value in rows}
 
     def save_source_marks(self, changed: Mapping[str, str]) -> None:
-        """Store the marks that changed (nothing is written when none did)."""
+        """Store the marks that changed (nothing is written when none did). Names are short (the key column holds
+        64 characters)."""
         if not changed:
             return
+        too_long = [key for key in changed if len(MARK_PREFIX + key) > MARK_KEY_LENGTH]
+        if too_long:
+            raise ValueError(f"source mark names longer than {MARK_KEY_LENGTH - len(MARK_PREFIX)}: {too_long}")
         now = _utc(self._now())
         with self.engine.begin() as connection:
             keys = [MARK_PREFIX + key for key in changed]

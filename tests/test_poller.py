@@ -77,6 +77,19 @@ async def test_a_poll_with_nothing_new_writes_nothing(
         assert [r.path for r in fake.requests if r.path.endswith(".csv")] == []
 
 
+async def test_source_marks_are_kept_on_sqlite_and_postgres(
+    fake: FakeOpenRouter, tmp_path: Path, database_url: str
+) -> None:
+    """The marks a poll saves fit the schema on both databases, and the next poll uses them (a 304)."""
+    settings = settings_for(fake.url, tmp_path, "exports", storage_database_url=database_url)
+    await pipeline.poll(settings, ENVIRON, TODAY)
+    fake.requests.clear()
+    await pipeline.poll(settings, ENVIRON, TODAY)
+    manifest = next(r for r in fake.requests if r.path.endswith("latest.manifest.json"))
+    assert "If-None-Match" in manifest.headers
+    assert [r.path for r in fake.requests if r.path.endswith(".csv")] == []
+
+
 def test_the_catalogue_is_written_only_where_it_changed(repo: Repository, clock: Clock) -> None:
     """Each catalogue row's `updated_at` says when that model last changed, not when the last poll ran."""
     catalogue = Repository(repo.engine, now=clock)

@@ -56,7 +56,7 @@ class OpenRouterCatalogueClient:
 
     async def fetch(self) -> list[ModelInfo] | None:
         """The catalogue; ``None`` when it answered ``304 Not Modified`` to the validators of the last one."""
-        response = await self.fetcher.get(PATH, headers=self.marks.conditional(PATH))
+        response = await self.fetcher.get(PATH, headers=self.marks.conditional("catalogue"))
         assert response is not None
         if response.status_code == 304:
             return None
@@ -64,5 +64,5 @@ class OpenRouterCatalogueClient:
         if not isinstance(payload, dict) or not isinstance(payload.get("data"), list):
             raise SchemaError("the model catalogue has no 'data' list")
         models = [info for entry in payload["data"] if (info := model_info_of(entry)) is not None]
-        self.marks.remember(response)
+        self.marks.remember("catalogue", response)
         return models

@@ -93,7 +93,7 @@ class OpenRouterExportsClient:
 
     async def latest(self) -> tuple[SourceBatch | None, date]:
         """The latest export and its snapshot date; no batch when it is the one stored last time."""
-        response = await self.fetcher.get(MANIFEST, headers=self.marks.conditional(MANIFEST))
+        response = await self.fetcher.get(MANIFEST, headers=self.marks.conditional("manifest"))
         assert response is not None
         if response.status_code == 304 and (known := self.marks.get(SNAPSHOT_MARK)):
             return None, date.fromisoformat(known)
@@ -112,7 +112,7 @@ class OpenRouterExportsClient:
             text = await self._csv(path, sha256)
             assert text is not None
             batch = self._batch(text, snapshot, as_of)
-        self.marks.remember(response)
+        self.marks.remember("manifest", response)
         self.marks.set(SHA_MARK, sha256)
         self.marks.set(SNAPSHOT_MARK, snapshot.isoformat())
         return batch, snapshot

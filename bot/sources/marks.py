@@ -29,18 +29,18 @@ class SourceMarks:
         if self.get(key) != value:
             self.changed[key] = value
 
-    def conditional(self, path: str) -> dict[str, str]:
-        """``If-None-Match``/``If-Modified-Since`` for ``path``, from the validators its last answer carried."""
+    def conditional(self, name: str) -> dict[str, str]:
+        """``If-None-Match``/``If-Modified-Since`` for the answer called ``name`` (``manifest``, ``catalogue``),
+        from the validators it carried last time."""
         headers = {}
-        if etag := self.get(f"etag:{path}"):
+        if etag := self.get(f"etag:{name}"):
             headers["If-None-Match"] = etag
-        if modified := self.get(f"modified:{path}"):
+        if modified := self.get(f"modified:{name}"):
             headers["If-Modified-Since"] = modified
         return headers
 
-    def remember(self, response: httpx.Response) -> None:
-        """Keep the validators of an answer that was used (a ``304`` keeps the ones it confirmed)."""
-        path = response.url.path
-        for header, key in (("ETag", f"etag:{path}"), ("Last-Modified", f"modified:{path}")):
+    def remember(self, name: str, response: httpx.Response) -> None:
+        """Keep the validators of the answer called ``name``, once it was used."""
+        for header, key in (("ETag", f"etag:{name}"), ("Last-Modified", f"modified:{name}")):
             if value := response.headers.get(header):
                 self.set(key, value)
