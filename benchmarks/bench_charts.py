@@ -48,7 +48,7 @@ def main() -> None:
     for label, draw, series in (
         ("bump chart (1200×675)", bump_chart, bump),
         ("share chart (1200×675)", share_chart, share),
-        ("sparkline (480×120)", sparkline_chart, spark),
+        ("sparkline (600×160)", sparkline_chart, spark),
     ):
         samples = []
         for _ in range(RUNS):

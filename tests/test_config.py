@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import re
 import tomllib
 from pathlib import Path
@@ -172,3 +173,23 @@ def test_compose_restarts_and_never_writes_the_password_into_a_url() -> None:
     assert "docker compose port" in compose
     dockerfile = (ROOT / "Dockerfile").read_text()
     assert "--constraint constraints.txt" in dockerfile and "WORKDIR /out" in dockerfile
+
+
+def test_the_readme_error_example_is_the_real_error(tmp_path: Path) -> None:
+    """The README shows what `rankbot check-config` prints for a bad key: keep it the real text."""
+    import subprocess
+    import sys
+
+    (tmp_path / "config.toml").write_text("[digest]\ntop_n = 51\n")
+    environ = {k: v for k, v in os.environ.items() if not k.startswith("RANKBOT_")}
+    result = subprocess.run(
+        [sys.executable, "-m", "bot", "check-config"],
+        cwd=tmp_path,
+        env=environ,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    readme = (ROOT / "README.md").read_text()
+    assert result.returncode == 1
+    assert f"$ rankbot check-config\n{result.stderr.strip()}\n" in readme
