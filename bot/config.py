@@ -12,17 +12,23 @@ import tomllib
 from collections.abc import Mapping
 from datetime import time
 from pathlib import Path
-from typing import Annotated, Any, Literal
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+from typing import Any, Literal
 
-from apscheduler.triggers.cron import CronTrigger
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, Field, ValidationError, field_validator
 from sqlalchemy.engine import make_url
 
-from digests.delivery import LEASE_MARGIN_SECONDS, Subscription
+from bot.config_outputs import (
+    ENV_NAME,
+    ConsoleOutput,
+    FileOutput,
+    Output,
+    Section,
+    WebhookOutput,
+    valid_cron,
+    valid_timezone,
+)
+from digests.delivery import LEASE_MARGIN_SECONDS
 from digests.model import DigestSettings
-
-ENV_NAME = r"^[A-Za-z_][A-Za-z0-9_]*$"
 
 ENV_PREFIX = "RANKBOT_"
 
@@ -31,11 +37,7 @@ class ConfigError(Exception):
     """The configuration is invalid; the message names the key and the fix."""
 
 
-class _Section(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-
-class OpenRouterConfig(_Section):
+class OpenRouterConfig(Section):
     base_url: str = "https://openrouter.ai"
     source: Literal["auto", "api", "exports"] = "auto"
     api_key_env: str = Field("OPENROUTER_API_KEY", pattern=ENV_NAME)
@@ -57,7 +59,7 @@ class OpenRouterConfig(_Section):
         return value.rstrip("/")
 
 
-class StorageConfig(_Section):
+class StorageConfig(Section):
     database_url: str = "sqlite:///data/rankbot.db"
     password_env: str = Field("", pattern=r"^([A-Za-z_][A-Za-z0-9_]*)?$")
     """The environment variable holding the PostgreSQL password, for a ``database_url`` without one: any
@@ -71,7 +73,7 @@ class StorageConfig(_Section):
         return value
 
 
-class DigestConfig(_Section):
+class DigestConfig(Section):
     top_n: int = Field(10, ge=1, le=50)
     jump_threshold: int = Field(3, ge=1, le=49)
     tie_band: float = Field(0.02, ge=0, lt=1)
@@ -82,105 +84,14 @@ class DigestConfig(_Section):
         return DigestSettings(self.top_n, self.jump_threshold, self.tie_band, self.list_size, self.caveats_url)
 
 
-class OutputConfig(_Section):
+class OutputConfig(Section):
     directory: Path = Path("out")
     console: bool = True
     formats: tuple[Literal["text", "markdown", "json"], ...] = ("text", "markdown", "json")
     charts: bool = True
 
 
-def _valid_cron(value: str) -> str:
-    try:
-        CronTrigger.from_crontab(value, timezone="UTC")
-    except ValueError as error:
-        raise ValueError(f"{value!r} is not a crontab expression like '0 9 * * mon' ({error})") from None
-    return value
-
-
-def _valid_timezone(value: str) -> str:
-    try:
-        ZoneInfo(value)
-    except (ZoneInfoNotFoundError, ValueError):
-        raise ValueError(f"{value!r} is not an IANA time zone like 'UTC' or 'Europe/Berlin'") from None
-    return value
-
-
-class _Destination(_Section):
-    """What every ``[[outputs]]`` entry has: a name, and what it subscribes to."""
-
-    name: str = Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$")
-    daily: bool = True
-    notable_only: bool = True
-    quiet_day: Literal["skip", "line"] = "skip"
-    weekly: bool = True
-    weekly_cron: str | None = None
-    timezone: str | None = None
-    notices: bool = False
-
-    @field_validator("weekly_cron")
-    @classmethod
-    def _cron(cls, value: str | None) -> str | None:
-        return value if value is None else _valid_cron(value)
-
-    @field_validator("timezone")
-    @classmethod
-    def _zone(cls, value: str | None) -> str | None:
-        return value if value is None else _valid_timezone(value)
-
-    def subscription(self, service: ServiceConfig) -> Subscription:
-        return Subscription(
-            daily=self.daily,
-            notable_only=self.notable_only,
-            quiet_day=self.quiet_day,
-            weekly=self.weekly,
-            weekly_cron=self.weekly_cron or service.weekly_cron,
-            timezone=self.timezone or service.timezone,
-            notices=self.notices,
-        )
-
-    def send_timeout(self) -> float | None:
-        """The longest one send to this output may take (``None``: no network, nothing to wait for)."""
-        return None
-
-    def target(self) -> dict[str, Any]:
-        """The kind-specific settings stored with the destination (no secrets: only the names of variables)."""
-        return self.model_dump(mode="json", exclude=set(_Destination.model_fields) | {"kind"})
-
-
-class ConsoleOutput(_Destination):
-    kind: Literal["console"]
-    format: Literal["text", "markdown", "json"] = "text"
-
-
-class FileOutput(_Destination):
-    kind: Literal["file"]
-    directory: Path | None = None
-    """Default: ``[output].directory`` (``/out`` in the Docker image)."""
-    formats: tuple[Literal["text", "markdown", "json"], ...] = ("text", "markdown", "json")
-
-
-class WebhookOutput(_Destination):
-    kind: Literal["webhook"]
-    url: str
-    secret_env: str | None = Field(None, pattern=ENV_NAME)
-    status_url: str | None = None
-    timeout_seconds: float = Field(10.0, gt=0)
-
-    @field_validator("url", "status_url")
-    @classmethod
-    def _http_url(cls, value: str | None) -> str | None:
-        if value is not None and not value.startswith(("http://", "https://")):
-            raise ValueError(f"{value!r} must start with http:// or https://")
-        return value
-
-    def send_timeout(self) -> float | None:
-        return self.timeout_seconds
-
-
-Output = Annotated[ConsoleOutput | FileOutput | WebhookOutput, Field(discriminator="kind")]
-
-
-class ServiceConfig(_Section):
+class ServiceConfig(Section):
     host: str = "127.0.0.1"
     port: int = Field(8080, ge=0, le=65535)
     poll_minutes: float = Field(15, gt=0)
@@ -199,15 +110,15 @@ class ServiceConfig(_Section):
     @field_validator("weekly_cron")
     @classmethod
     def _cron(cls, value: str) -> str:
-        return _valid_cron(value)
+        return valid_cron(value)
 
     @field_validator("timezone")
     @classmethod
     def _zone(cls, value: str) -> str:
-        return _valid_timezone(value)
+        return valid_timezone(value)
 
 
-class Settings(_Section):
+class Settings(Section):
     openrouter: OpenRouterConfig = OpenRouterConfig()
     storage: StorageConfig = StorageConfig()
     digest: DigestConfig = DigestConfig()

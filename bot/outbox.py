@@ -28,15 +28,14 @@ import contextlib
 import logging
 import random
 import time
-from collections import deque
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import Any
 
 from sqlalchemy.exc import SQLAlchemyError
 
 from bot.metrics import Metrics
+from bot.outbox_pump import Pump, Send
 from bot.publishers.contract import (
     Delivery,
     GoneError,
@@ -78,137 +77,6 @@ class WorkReport:
             self.errors.append(result.last_error or "")
 
 
-@dataclass
-class _Send:
-    """A claim being worked: when it was claimed (or last renewed), on the worker's monotonic clock."""
-
-    claim: Claim
-    since: float
-
-
-class _Pump:
-    """One run of the send loop, until nothing is due and nothing is in flight (or ``stopping`` is set and the
-    sends in flight have ended and been recorded).
-
-    Claims wait in ``ready``: when fewer than ``concurrency`` are ready, up to ``batch`` more are claimed (their
-    lease is extended by every heartbeat while they wait). A slot is held from a send's start
-    until its result is committed, so at most ``concurrency`` sends can be delivered and unrecorded at any moment.
-    One database transaction runs at a time: it records the sends that ended since the last one, gives back
-    unstarted claims when stopping, and claims more while ``ready`` runs low, so sends never wait on it."""
-
-    def __init__(self, worker: OutboxWorker, report: WorkReport) -> None:
-        self.worker = worker
-        self.report = report
-        self.ready: deque[_Send] = deque()
-        self.sending: set[asyncio.Task[Result | None]] = set()
-        self.ended: list[Result] = []
-        self.writing: list[Result] = []
-        self.releasing: list[int] = []
-        self.writer: asyncio.Task[list[Claim]] | None = None
-        self.wanted = 0
-        self.exhausted = False
-        """The last claim found fewer due rows than it asked for."""
-        self.done: deque[asyncio.Task[Any]] = deque()
-        self.changed = asyncio.Event()
-
-    async def run(self) -> None:
-        try:
-            while True:
-                self._start_sends()
-                if self.writer is None:
-                    self._start_write()
-                if self.writer is None and not self.sending:
-                    return
-                await self.changed.wait()
-                self.changed.clear()
-                while self.done:
-                    task = self.done.popleft()
-                    if task is self.writer:
-                        self._written(task)
-                    else:
-                        self.sending.discard(task)
-                        outcome = task.result()
-                        if outcome is None:
-                            self.report.skipped += 1
-                        else:
-                            self.ended.append(outcome)
-        except asyncio.CancelledError:  # killed: the sends in flight die with the worker, unrecorded
-            for task in self.sending:
-                task.cancel()
-            raise
-
-    def _watch(self, task: asyncio.Task[Any]) -> None:
-        """Wake the loop when ``task`` ends (cheaper than ``asyncio.wait`` over every task on every turn)."""
-
-        def ended(finished: asyncio.Task[Any]) -> None:
-            self.done.append(finished)
-            self.changed.set()
-
-        task.add_done_callback(ended)
-
-    def _held(self) -> int:
-        return len(self.sending) + len(self.ended) + len(self.writing)
-
-    def _start_sends(self) -> None:
-        worker = self.worker
-        while self.ready and self._held() < worker.concurrency and not worker.stopping.is_set():
-            task = asyncio.create_task(worker._deliver(self.ready.popleft()))
-            self.sending.add(task)
-            self._watch(task)
-
-    def _wanted(self) -> int:
-        """How many rows to claim now: none while stopping or while ``concurrency`` claims are ready."""
-        worker = self.worker
-        if worker.stopping.is_set() or len(self.ready) >= worker.concurrency:
-            return 0
-        return max(worker.concurrency, worker.batch) - len(self.ready)
-
-    def _start_write(self) -> None:
-        worker = self.worker
-        if worker.stopping.is_set():
-            self.releasing += [send.claim.entry.id for send in self.ready]
-            self.ready.clear()
-        wanted = self._wanted()
-        if not self.ended and not self.releasing and (wanted == 0 or self.exhausted):
-            return
-        self.writer = asyncio.create_task(self._write())
-        self._watch(self.writer)
-
-    async def _write(self) -> list[Claim]:
-        """The transaction, retried with backoff while the database is unreachable (the results are kept). It
-        records every send that has ended by the time it starts; those that end while it runs go in the next."""
-        self.writing, self.ended = self.ended, []
-        self.wanted = self._wanted()
-        results, want, release = self.writing, self.wanted, list(self.releasing)
-        worker = self.worker
-        for attempt in range(1_000_000):
-            try:
-                if worker.inline:
-                    return worker.store.exchange(worker.name, results, want, release)
-                return await asyncio.to_thread(worker.store.exchange, worker.name, results, want, release)
-            except SQLAlchemyError as error:
-                if worker.stopping.is_set() and attempt >= 3:
-                    raise
-                pause = min(10.0, 0.5 * 2**attempt)
-                log.warning(
-                    "outbox: cannot write to the database (%s); %d result(s) kept, retrying in %.1f s",
-                    type(error).__name__,
-                    len(results),
-                    pause,
-                )
-                await asyncio.sleep(pause)
-        raise AssertionError("unreachable")  # pragma: no cover
-
-    def _written(self, task: asyncio.Task[list[Claim]]) -> None:
-        claims = task.result()
-        for result in self.writing:
-            self.report.count(result)
-        self.writing, self.releasing, self.writer = [], [], None
-        self.exhausted = self.wanted > 0 and len(claims) < self.wanted
-        started = self.worker.monotonic()
-        self.ready.extend(_Send(claim, started) for claim in claims)
-
-
 class OutboxWorker:
     def __init__(
         self,
@@ -236,14 +104,14 @@ class OutboxWorker:
         self.monotonic = monotonic
         self.stopping = asyncio.Event()
         self.wake = asyncio.Event()
-        self._current: _Pump | None = None
+        self._current: Pump | None = None
         self.inline = store.engine.dialect.name == "sqlite"
         """Run the hot transaction in the event loop: on SQLite it is a fraction of a millisecond in-process, and
         handing it to a thread cost a third of the throughput (the thread waits for the GIL while sends run)."""
 
     # -- sending -----------------------------------------------------------------------------------------
     async def _pump(self, report: WorkReport) -> None:
-        self._current = _Pump(self, report)
+        self._current = Pump(self, report)
         try:
             await self._current.run()
         finally:
@@ -256,11 +124,11 @@ class OutboxWorker:
             await self._pump(report)
         return report
 
-    def _window(self, send: _Send) -> float:
+    def _window(self, send: Send) -> float:
         """Seconds the send may still take before its claim's lease (less the margin) runs out."""
         return self.lease.total_seconds() - LEASE_MARGIN_SECONDS - (self.monotonic() - send.since)
 
-    async def _deliver(self, send: _Send) -> Result | None:
+    async def deliver(self, send: Send) -> Result | None:
         """One send, fenced by its claim. ``None``: the claim was taken over before the send, which is skipped."""
         claim = send.claim
         entry, destination = claim.entry, claim.destination
@@ -353,7 +221,7 @@ class OutboxWorker:
                 renewed_at = self.monotonic()
                 try:
                     await asyncio.to_thread(self.store.heartbeat, self.name)
-                except SQLAlchemyError as error:  # claims then run out on their own clock (see `_deliver`)
+                except SQLAlchemyError as error:  # claims then run out on their own clock (see `deliver`)
                     log.warning("could not write the worker heartbeat: %s", type(error).__name__)
                 else:
                     for send in self._current.ready if self._current else ():

@@ -17,7 +17,7 @@ import time
 from collections.abc import AsyncIterator, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
-from datetime import UTC, date, datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import httpx
@@ -30,11 +30,13 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from bot import pipeline
 from bot.bootstrap import request_budget
-from bot.config import ConsoleOutput, FileOutput, Settings, WebhookOutput
+from bot.config import Settings
+from bot.config_outputs import ConsoleOutput, FileOutput, WebhookOutput
+from bot.health import LAST_POLL, health_report
 from bot.launcher import EARLY_SIGNALS, early_signal
 from bot.leadership import Leadership, SqliteInstanceLock
 from bot.metrics import Metrics
-from bot.outbox import HEARTBEAT_SECONDS, OutboxWorker, WorkReport
+from bot.outbox import OutboxWorker, WorkReport
 from bot.planner import Planner, check_operations
 from bot.publishers.registry import Publishers, publisher_factories
 from bot.sources.errors import SourceError
@@ -46,15 +48,10 @@ from storage.service_state import ServiceState
 
 log = logging.getLogger(__name__)
 
-LAST_POLL = "last_successful_poll"
 REQUESTS = "openrouter_requests"
 """When each OpenRouter request of the last 24 h was made: the budget survives restarts and leader changes."""
 LEADER_CHECK_SECONDS = 5.0
 SHUTDOWN_GRACE_SECONDS = 30.0
-STALE_AFTER = timedelta(seconds=3 * HEARTBEAT_SECONDS)
-"""A claim whose holder has written no heartbeat for this long is reported as stale."""
-FAILING_AFTER = 2
-"""``/healthz`` is ``degraded`` while a destination's last tries, at least this many, all failed."""
 
 
 class ServiceError(Exception):
@@ -283,53 +280,11 @@ class Service:
 
     # -- health ------------------------------------------------------------------------------------------
     def health(self) -> dict[str, Any]:
-        """What ``/healthz`` says: ``degraded`` with one line per problem, or ``ok``."""
-        store = self.parts.store
-        state = self.parts.state
-        notices = state.open_notices()
-        latest: date | None = self.parts.repo.latest_day()
-        last_poll, poll_error = state.state(LAST_POLL), state.state("last_poll_error")
-        stale = store.stale_claims(STALE_AFTER)
-        failing = store.failing_destinations(FAILING_AFTER)
-        lease = self.parts.worker.lease
-        problems = [notice.text for notice in notices]
-        if last_poll is None:
-            problems.append("no successful poll yet" + (f": {poll_error}" if poll_error else ""))
-        problems += [
-            f"{claim.rows} row(s) in sending are held by {claim.holder}, silent since "
-            f"{claim.last_heartbeat.isoformat() if claim.last_heartbeat else 'it started'}: they are settled after "
-            f"their claim runs out, by {(claim.oldest_claim + lease).isoformat()}"
-            for claim in stale
-        ]
-        problems += [
-            f"destination {d.name}: the last {d.failures} tries failed (since "
-            f"{d.failing_since.isoformat() if d.failing_since else '?'}): {d.last_error}"
-            for d in failing
-        ]
-        return {
-            "status": "degraded" if problems else "ok",
-            "problems": problems,
-            "instance": self.parts.worker.name,
-            "leader": self.parts.leadership.is_leader,
-            "last_successful_poll": last_poll,
-            "last_poll_error": poll_error,
-            "latest_day": latest.isoformat() if latest else None,
-            "outbox": store.backlog(),
-            "stale_claims": [
-                {
-                    "holder": claim.holder,
-                    "rows": claim.rows,
-                    "claimed_at": claim.oldest_claim.isoformat(),
-                    "last_heartbeat": claim.last_heartbeat.isoformat() if claim.last_heartbeat else None,
-                    "settled_by": (claim.oldest_claim + lease).isoformat(),
-                }
-                for claim in stale
-            ],
-            "failing_destinations": [
-                {"name": d.name, "failures": d.failures, "last_error": d.last_error} for d in failing
-            ],
-            "notices": [{"key": n.key, "text": n.text, "raised_at": n.raised_at.isoformat()} for n in notices],
-        }
+        """What ``/healthz`` says (``bot.health``)."""
+        parts = self.parts
+        return health_report(
+            parts.repo, parts.store, parts.state, parts.worker.name, parts.worker.lease, parts.leadership.is_leader
+        )
 
     def last_poll_timestamp(self) -> float | None:
         value = self.parts.state.state(LAST_POLL)

@@ -9,7 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from bot.config import ConfigError, ConsoleOutput, FileOutput, Settings, WebhookOutput, load_settings
+from bot.config import ConfigError, Settings, load_settings
+from bot.config_outputs import ConsoleOutput, FileOutput, WebhookOutput
 
 ROOT = Path(__file__).parent.parent
 

@@ -34,7 +34,8 @@ from bot.cli.plumbing import (
     settings_from,
     today_utc,
 )
-from bot.config import Output, Settings, WebhookOutput
+from bot.config import Settings
+from bot.config_outputs import Output, WebhookOutput
 from bot.launcher import release_early_signals
 from bot.leadership import InstanceLockedError
 from bot.outputs import rendered, write_charts, write_digest_files

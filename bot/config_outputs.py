@@ -1,0 +1,114 @@
+"""The ``[[outputs]]`` entries of the configuration: what every entry has (a name and what it subscribes to), what
+each kind takes, and the validators the sections share. ``bot.config`` assembles them into ``Settings``.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated, Any, Literal
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from apscheduler.triggers.cron import CronTrigger
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+from digests.delivery import Subscription
+
+if TYPE_CHECKING:
+    from bot.config import ServiceConfig
+
+ENV_NAME = r"^[A-Za-z_][A-Za-z0-9_]*$"
+
+
+class Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+def valid_cron(value: str) -> str:
+    try:
+        CronTrigger.from_crontab(value, timezone="UTC")
+    except ValueError as error:
+        raise ValueError(f"{value!r} is not a crontab expression like '0 9 * * mon' ({error})") from None
+    return value
+
+
+def valid_timezone(value: str) -> str:
+    try:
+        ZoneInfo(value)
+    except (ZoneInfoNotFoundError, ValueError):
+        raise ValueError(f"{value!r} is not an IANA time zone like 'UTC' or 'Europe/Berlin'") from None
+    return value
+
+
+class _Destination(Section):
+    """What every ``[[outputs]]`` entry has: a name, and what it subscribes to."""
+
+    name: str = Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$")
+    daily: bool = True
+    notable_only: bool = True
+    quiet_day: Literal["skip", "line"] = "skip"
+    weekly: bool = True
+    weekly_cron: str | None = None
+    timezone: str | None = None
+    notices: bool = False
+
+    @field_validator("weekly_cron")
+    @classmethod
+    def _cron(cls, value: str | None) -> str | None:
+        return value if value is None else valid_cron(value)
+
+    @field_validator("timezone")
+    @classmethod
+    def _zone(cls, value: str | None) -> str | None:
+        return value if value is None else valid_timezone(value)
+
+    def subscription(self, service: ServiceConfig) -> Subscription:
+        return Subscription(
+            daily=self.daily,
+            notable_only=self.notable_only,
+            quiet_day=self.quiet_day,
+            weekly=self.weekly,
+            weekly_cron=self.weekly_cron or service.weekly_cron,
+            timezone=self.timezone or service.timezone,
+            notices=self.notices,
+        )
+
+    def send_timeout(self) -> float | None:
+        """The longest one send to this output may take (``None``: no network, nothing to wait for)."""
+        return None
+
+    def target(self) -> dict[str, Any]:
+        """The kind-specific settings stored with the destination (no secrets: only the names of variables)."""
+        return self.model_dump(mode="json", exclude=set(_Destination.model_fields) | {"kind"})
+
+
+class ConsoleOutput(_Destination):
+    kind: Literal["console"]
+    format: Literal["text", "markdown", "json"] = "text"
+
+
+class FileOutput(_Destination):
+    kind: Literal["file"]
+    directory: Path | None = None
+    """Default: ``[output].directory`` (``/out`` in the Docker image)."""
+    formats: tuple[Literal["text", "markdown", "json"], ...] = ("text", "markdown", "json")
+
+
+class WebhookOutput(_Destination):
+    kind: Literal["webhook"]
+    url: str
+    secret_env: str | None = Field(None, pattern=ENV_NAME)
+    status_url: str | None = None
+    timeout_seconds: float = Field(10.0, gt=0)
+
+    @field_validator("url", "status_url")
+    @classmethod
+    def _http_url(cls, value: str | None) -> str | None:
+        if value is not None and not value.startswith(("http://", "https://")):
+            raise ValueError(f"{value!r} must start with http:// or https://")
+        return value
+
+    def send_timeout(self) -> float | None:
+        return self.timeout_seconds
+
+
+Output = Annotated[ConsoleOutput | FileOutput | WebhookOutput, Field(discriminator="kind")]
