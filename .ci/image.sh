@@ -15,11 +15,12 @@ IMAGE_PORT=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 
   "$IMAGE_DIR/venv/bin/rankbot" check-config
   # A file output without a directory writes to [output].directory, the /out volume in the image.
   printf '[[outputs]]\nname = "archive"\nkind = "file"\n' > "$IMAGE_DIR/config.toml"
-  "$IMAGE_DIR/venv/bin/rankbot" check-config --config "$IMAGE_DIR/config.toml" | grep -qF "files in $IMAGE_DIR/out/"
+  said=$("$IMAGE_DIR/venv/bin/rankbot" check-config --config "$IMAGE_DIR/config.toml")
+  grep -qF "archive (file → files in $IMAGE_DIR/out/)" <<<"$said" || { echo "image check: $said"; exit 1; }
   # A plain install reaches PostgreSQL: the driver is a dependency, not an extra.
-  RANKBOT_STORAGE_DATABASE_URL="$RANKBOT_TEST_POSTGRES_URL" "$IMAGE_DIR/venv/bin/rankbot" check-config \
-    | grep -q "database: postgresql+psycopg://.*(opened;"
-  echo "image check: a plain install opens PostgreSQL"
+  said=$(RANKBOT_STORAGE_DATABASE_URL="$RANKBOT_TEST_POSTGRES_URL" "$IMAGE_DIR/venv/bin/rankbot" check-config)
+  grep -q "database: postgresql+psycopg://.*(opened;" <<<"$said" || { echo "image check: $said"; exit 1; }
+  echo "image check: a plain install opens PostgreSQL; file outputs default to the out volume"
   "$IMAGE_DIR/venv/bin/rankbot" run &
   RUN_PID=$!
   for _ in $(seq 1 100); do
