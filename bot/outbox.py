@@ -26,6 +26,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import math
 import random
 import time
 from collections.abc import AsyncIterator, Callable
@@ -220,12 +221,15 @@ class OutboxWorker:
             while True:
                 renewed_at = self.monotonic()
                 try:
-                    await asyncio.to_thread(self.store.heartbeat, self.name)
+                    renewed = await asyncio.to_thread(self.store.heartbeat, self.name)
                 except SQLAlchemyError as error:  # claims then run out on their own clock (see `deliver`)
                     log.warning("could not write the worker heartbeat: %s", type(error).__name__)
                 else:
                     for send in self._current.ready if self._current else ():
-                        send.since = max(send.since, renewed_at)
+                        if send.claim.entry.id in renewed:
+                            send.since = max(send.since, renewed_at)
+                        else:  # taken over: `deliver` asks the database first, and skips it
+                            send.since = -math.inf
                 await asyncio.sleep(HEARTBEAT_SECONDS)
 
         task = asyncio.create_task(beat(), name="heartbeat")

@@ -5,6 +5,7 @@ time that records what ended and claims more. ``bot.outbox.OutboxWorker`` runs i
 from __future__ import annotations
 
 import asyncio
+import itertools
 import logging
 from collections import deque
 from dataclasses import dataclass
@@ -123,7 +124,7 @@ class Pump:
         self.wanted = self._wanted()
         results, want, release = self.writing, self.wanted, list(self.releasing)
         worker = self.worker
-        for attempt in range(1_000_000):
+        for attempt in itertools.count():
             try:
                 if worker.inline:
                     return worker.store.exchange(worker.name, results, want, release)
@@ -139,7 +140,7 @@ class Pump:
                     pause,
                 )
                 await asyncio.sleep(pause)
-        raise AssertionError("unreachable")  # pragma: no cover
+        raise AssertionError("unreachable")  # pragma: no cover - itertools.count() never ends
 
     def _written(self, task: asyncio.Task[list[Claim]]) -> None:
         claims = task.result()

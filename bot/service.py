@@ -176,9 +176,7 @@ class Service:
         try:
             stored = await self._poll_once()
         except SQLAlchemyError as error:
-            self._database_failed("poll", error)
-            self.poll_failures += 1
-            self._poll_again_in(poll_retry_delay(self.poll_failures, self.parts.settings.service.poll_minutes))
+            self._poll_failed(database_problem(error, self.parts.settings.storage.database_url))
             stored = False
         finally:
             self.polled.set()
@@ -189,7 +187,11 @@ class Service:
     def _database_failed(self, job: str, error: SQLAlchemyError) -> None:
         log.warning("%s: %s", job, database_problem(error, self.parts.settings.storage.database_url))
 
-    def _poll_again_in(self, delay: timedelta) -> None:
+    def _poll_failed(self, reason: str) -> None:
+        """Count a failed poll and bring the next one forward (``poll_retry_delay``)."""
+        self.poll_failures += 1
+        delay = poll_retry_delay(self.poll_failures, self.parts.settings.service.poll_minutes)
+        log.warning("poll failed (%d in a row), trying again in %s: %s", self.poll_failures, delay, reason)
         job = self.scheduler.get_job("poll")
         if job is not None:
             job.modify(next_run_time=datetime.now(UTC) + delay)
@@ -206,10 +208,7 @@ class Service:
             return False
         except SourceError as error:
             parts.metrics.polls.labels("error").inc()
-            self.poll_failures += 1
-            delay = poll_retry_delay(self.poll_failures, parts.settings.service.poll_minutes)
-            log.warning("poll failed (%d in a row), trying again in %s: %s", self.poll_failures, delay, error)
-            self._poll_again_in(delay)
+            self._poll_failed(str(error))
             await asyncio.to_thread(parts.state.set_state, REQUESTS, self.budget.spent())
             await asyncio.to_thread(parts.state.set_state, "last_poll_error", str(error))
             return False

@@ -151,26 +151,31 @@ class OutboxOps:
         return dead, disabled
 
     # -- live claims and stranded ones -------------------------------------------------------------------
-    def heartbeat(self, worker: str) -> None:
-        """``worker`` is alive: its heartbeat, and a fresh lease on every row it holds. Written every few seconds
-        while it works the outbox."""
+    def heartbeat(self, worker: str) -> set[int]:
+        """``worker`` is alive: its heartbeat, and a fresh lease on every row it still holds, whose ids are
+        returned (a row taken over by another worker is not among them). Written every few seconds while it works
+        the outbox."""
         now = self.now()
         row = {"key": HEARTBEAT_PREFIX + worker, "value": '"alive"', "updated_at": now}
         with self.engine.begin() as connection:
-            connection.execute(
-                update(OUTBOX)
-                .where(OUTBOX.c.state == DeliveryState.SENDING.value, OUTBOX.c.claimed_by == worker)
-                .values(claimed_at=now)
+            renewed = set(
+                connection.execute(
+                    update(OUTBOX)
+                    .where(OUTBOX.c.state == DeliveryState.SENDING.value, OUTBOX.c.claimed_by == worker)
+                    .values(claimed_at=now)
+                    .returning(OUTBOX.c.id)
+                ).scalars()
             )
             if not insert_ignoring_duplicates(connection, STATE, [row]):
                 connection.execute(update(STATE).where(STATE.c.key == row["key"]).values(updated_at=now))
-                return
+                return renewed
             # A new worker: forget those silent for a day (killed without a clean stop, long settled).
             connection.execute(
                 STATE.delete().where(
                     STATE.c.key.startswith(HEARTBEAT_PREFIX), STATE.c.updated_at < now - FORGOTTEN_AFTER
                 )
             )
+        return renewed
 
     def forget_worker(self, worker: str) -> None:
         """``worker`` stopped cleanly and holds nothing: drop its heartbeat."""

@@ -315,9 +315,11 @@ def test_a_claim_taken_over_after_its_lease_cannot_be_renewed_or_recorded(
     queue_to(store, day_messages(history, 1), [Destination("screen", "console", {})])
     [claim] = store.claim("slow", 1)
     assert store.renew(claim.entry.id, "slow")
+    assert store.heartbeat("slow") == {claim.entry.id}
     clock.advance(seconds=301)
     [taken] = store.stranded("reconciler", clock.now - timedelta(seconds=300))
     assert taken.entry.id == claim.entry.id
+    assert store.heartbeat("slow") == set()  # no lease renewed: the worker must not send it
     assert not store.renew(claim.entry.id, "slow")
     assert not store.record_sent(claim.entry.id, "slow", None)
 
