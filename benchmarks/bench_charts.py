@@ -41,7 +41,7 @@ def main() -> None:
     spark = sparkline(digest.rows[0].permaslug, history.days, catalogue)
     print(f"import matplotlib (fresh interpreter): {import_cost() * 1000:.0f} ms")
     started = time.perf_counter()
-    from digests.charts import bump_chart, share_chart, sparkline_chart
+    from digests.render.charts import bump_chart, share_chart, sparkline_chart
 
     bump_chart(bump)  # the first drawing loads fonts and the Agg backend
     print(f"first chart, including import and font loading: {(time.perf_counter() - started) * 1000:.0f} ms")

@@ -11,10 +11,10 @@ from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 
 from digests.digest import Digest
-from digests.export import digest_document
 from digests.model import DaySnapshot, ModelInfo
+from digests.render.document import digest_document
+from digests.render.text import render_text
 from digests.series import bump_series, share_series, sparkline
-from digests.text import render_text
 
 EXTENSIONS = {"text": "txt", "markdown": "md", "json": "json"}
 
@@ -49,7 +49,7 @@ def write_charts(
 ) -> list[Path]:
     """The digest's bump chart and share chart, and a sparkline of its #1, each as PNG with its alt text beside it
     (``….alt.txt``)."""
-    from digests.charts import bump_chart, share_chart, sparkline_chart
+    from digests.render.charts import bump_chart, share_chart, sparkline_chart
 
     stem = f"{digest.kind}-{digest.period.slug()}"
     charts = {

@@ -12,9 +12,9 @@ from datetime import UTC, datetime
 
 from digests.delivery import Message
 from digests.digest import Digest
-from digests.export import digest_document
 from digests.numbers import format_as_of
-from digests.text import render_text
+from digests.render.document import digest_document
+from digests.render.text import render_text
 
 NOTICE_SCHEMA = "rankbot.notice/v1"
 

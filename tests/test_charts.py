@@ -10,7 +10,9 @@ from pathlib import Path
 import pytest
 
 from digests.aliases import with_aliases
-from digests.charts import (
+from digests.digest import Digest, build_digest
+from digests.model import DaySnapshot, DigestSettings
+from digests.render.charts import (
     TEXT_PALETTE,
     Chart,
     bump_chart,
@@ -20,8 +22,6 @@ from digests.charts import (
     share_chart,
     sparkline_chart,
 )
-from digests.digest import Digest, build_digest
-from digests.model import DaySnapshot, DigestSettings
 from digests.series import bump_series, share_series, sparkline
 from tests import handbuilt
 

@@ -170,7 +170,7 @@ def test_demo_runs_offline_and_fills_out(tmp_path: Path) -> None:
 
 
 def test_commands_that_draw_nothing_do_not_import_matplotlib(tmp_path: Path) -> None:
-    code = "import sys, bot.cli, bot.service, bot.outputs, digests.charts; print('matplotlib' in sys.modules)"
+    code = "import sys, bot.cli, bot.service, bot.outputs, digests.render.charts; print('matplotlib' in sys.modules)"
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60, cwd=ROOT)
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip() == "False"

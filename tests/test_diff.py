@@ -10,10 +10,10 @@ from hypothesis import strategies as st
 
 from digests.diff import Move, alerts, callouts, chart_stats, diff_rankings, rank_period
 from digests.digest import build_digest
-from digests.export import digest_document
 from digests.model import DaySnapshot, DigestSettings, Period
+from digests.render.document import digest_document
+from digests.render.text import render_text
 from digests.series import bump_series, share_series
-from digests.text import render_text
 
 AS_OF = datetime(2026, 10, 11, 0, 27, tzinfo=UTC)
 D0 = date(2026, 10, 1)

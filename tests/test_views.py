@@ -11,9 +11,9 @@ import pytest
 from digests.aliases import AliasError, resolved, with_aliases
 from digests.digest import Digest, NoDataError, build_digest
 from digests.model import DaySnapshot, DigestSettings
+from digests.render.text import render_text
+from digests.render.view_text import render_card, render_matches, render_movers, render_top
 from digests.safety import display_text, markdown_text
-from digests.text import render_text
-from digests.view_text import render_card, render_matches, render_movers, render_top
 from digests.views import SpendRange, model_card, movers_view, search_models, top_view
 from storage.repository import Repository
 from tests import handbuilt

@@ -13,7 +13,7 @@ from bot.bootstrap import open_repository
 from bot.cli.plumbing import ConfigOption, DayOption, WeekOption, fail, out, parse_date, settings_from
 from digests.aliases import AliasError
 from digests.digest import NoDataError
-from digests.view_text import render_card, render_matches, render_movers, render_top
+from digests.render.view_text import render_card, render_matches, render_movers, render_top
 from digests.views import model_card, movers_view, search_models, top_view
 from storage.repository import Repository
 

@@ -16,8 +16,8 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from digests.alt_text import bump_alt, share_alt, sparkline_alt
 from digests.numbers import format_tokens
+from digests.render.alt_text import bump_alt, share_alt, sparkline_alt
 from digests.series import BumpSeries, ShareSeries, Sparkline
 
 if TYPE_CHECKING:
