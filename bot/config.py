@@ -11,8 +11,10 @@ import os
 import tomllib
 from collections.abc import Mapping
 from datetime import time
+from ipaddress import ip_network
 from pathlib import Path
 from typing import Any, Literal
+from urllib.parse import urlsplit
 
 from pydantic import BaseModel, Field, ValidationError, field_validator
 from sqlalchemy.engine import make_url
@@ -118,12 +120,47 @@ class ServiceConfig(Section):
         return valid_timezone(value)
 
 
+class WebConfig(Section):
+    enabled: bool = True
+    public_url: str = ""
+    """The absolute base of every link rankbot gives out (feeds, chat image blocks, emails), e.g.
+    ``https://rankings.example.com``. Empty: links follow the host each request came to."""
+    title: str = Field("rankbot — OpenRouter model rankings", min_length=1, max_length=120)
+    description: str = Field(
+        "OpenRouter's model-usage rankings, day by day: every figure with its source day, as_of and attribution.",
+        max_length=300,
+    )
+    trusted_proxies: tuple[str, ...] = ()
+    """Addresses (or networks) of reverse proxies whose ``X-Forwarded-Proto``/``X-Forwarded-Host`` are honoured."""
+
+    @field_validator("public_url")
+    @classmethod
+    def _absolute(cls, value: str) -> str:
+        if not value:
+            return value
+        parts = urlsplit(value)
+        if parts.scheme not in ("http", "https") or not parts.netloc or parts.query or parts.fragment:
+            raise ValueError(f"{value!r} must be an absolute http(s) URL without query, like https://example.com")
+        return value.rstrip("/")
+
+    @field_validator("trusted_proxies")
+    @classmethod
+    def _networks(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        for entry in value:
+            try:
+                ip_network(entry, strict=False)
+            except ValueError:
+                raise ValueError(f"{entry!r} is not an IP address or network like 10.0.0.1 or 10.0.0.0/8") from None
+        return value
+
+
 class Settings(Section):
     openrouter: OpenRouterConfig = OpenRouterConfig()
     storage: StorageConfig = StorageConfig()
     digest: DigestConfig = DigestConfig()
     output: OutputConfig = OutputConfig()
     service: ServiceConfig = ServiceConfig()
+    web: WebConfig = WebConfig()
     outputs: tuple[Output, ...] = ()
 
     @field_validator("outputs")

@@ -14,7 +14,6 @@ from digests.digest import Digest
 from digests.model import DaySnapshot, ModelInfo
 from digests.render.document import digest_document
 from digests.render.text import render_text
-from digests.series import bump_series, share_series, sparkline
 
 EXTENSIONS = {"text": "txt", "markdown": "md", "json": "json"}
 
@@ -47,23 +46,16 @@ def write_atomically(path: Path, content: str | bytes) -> None:
 def write_charts(
     digest: Digest, history: Sequence[DaySnapshot], catalogue: Mapping[str, ModelInfo], directory: Path
 ) -> list[Path]:
-    """The digest's bump chart and share chart, and a sparkline of its #1, each as PNG with its alt text beside it
+    """The digest's charts (bump, share, and a sparkline of its #1), each as PNG with its alt text beside it
     (``….alt.txt``)."""
-    from digests.render.charts import bump_chart, share_chart, sparkline_chart
+    from digests.render.charts import digest_charts
 
     stem = f"{digest.kind}-{digest.period.slug()}"
-    charts = {
-        f"{stem}-bump": bump_chart(bump_series(digest, history)),
-        f"{stem}-share": share_chart(share_series(digest, history)),
-    }
-    if digest.rows:
-        leader = digest.rows[0].permaslug
-        charts[f"{stem}-sparkline-1"] = sparkline_chart(sparkline(leader, history, catalogue, digest.period.last))
     written = []
-    for name, chart in charts.items():
-        write_atomically(directory / f"{name}.png", chart.png)
-        write_atomically(directory / f"{name}.alt.txt", chart.alt + "\n")
-        written += [directory / f"{name}.png", directory / f"{name}.alt.txt"]
+    for name, chart in digest_charts(digest, history, catalogue).items():
+        write_atomically(directory / f"{stem}-{name}.png", chart.png)
+        write_atomically(directory / f"{stem}-{name}.alt.txt", chart.alt + "\n")
+        written += [directory / f"{stem}-{name}.png", directory / f"{stem}-{name}.alt.txt"]
     return written
 
 

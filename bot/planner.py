@@ -27,9 +27,10 @@ from zoneinfo import ZoneInfo
 from apscheduler.triggers.cron import CronTrigger
 
 from digests.delivery import Destination, Message, Variant, variant_for
-from digests.digest import WEEK_DAYS, build_digest
+from digests.digest import WEEK_DAYS, Digest, build_digest
 from digests.messages import message_for, notice_message, same_as_published
 from digests.model import DaySnapshot, DigestSettings, ModelInfo
+from storage.archive import Archive
 from storage.delivery import DeliveryStore
 from storage.repository import Repository
 from storage.service_state import ServiceState
@@ -90,6 +91,7 @@ class Planner:
         store: DeliveryStore,
         settings: DigestSettings,
         late_grace: timedelta = timedelta(hours=6),
+        charts: Archive | None = None,
     ) -> None:
         self.repo = repo
         self.store = store
@@ -97,6 +99,8 @@ class Planner:
         self.settings = settings
         self.late_grace = late_grace
         """How long a weekly digest waits after its cron fired for the week's last day (``late_grace_hours``)."""
+        self.charts = charts
+        """Where each new digest's charts are stored for the web archive (``None``: no charts are drawn)."""
 
     def plan(self, now: datetime) -> PlanReport:
         report = PlanReport()
@@ -115,9 +119,25 @@ class Planner:
         self._corrections(stored, history, report)
         return report
 
-    def _queue(self, message: Message, recipients: Sequence[tuple[str, Variant]], report: PlanReport) -> None:
+    def _queue(
+        self,
+        message: Message,
+        recipients: Sequence[tuple[str, Variant]],
+        report: PlanReport,
+        digest: Digest | None = None,
+        history: _History | None = None,
+    ) -> None:
         if self.store.queue(message, recipients) and message.id not in report.queued:
             report.queued.append(message.id)
+        if (
+            self.charts is not None
+            and digest is not None
+            and history is not None
+            and not self.charts.chart_alts(digest.id)
+        ):
+            from digests.render.charts import digest_charts  # matplotlib only where charts are drawn
+
+            self.charts.save_charts(digest.id, digest_charts(digest, history.days, history.models))
 
     def _daily(
         self,
@@ -136,7 +156,7 @@ class Planner:
                 for d in destinations
                 if (variant := variant_for(d.subscription, "day", message.notable)) is not None
             ]
-            self._queue(message, recipients, report)
+            self._queue(message, recipients, report, digest, history)
 
     def _weekly(
         self,
@@ -151,7 +171,7 @@ class Planner:
         is not complete yet, wait for it up to ``late_grace`` after the firing, then publish what is complete."""
         queued = self.store.queued_destinations("week")
         have = set(stored)
-        built: dict[date, Message] = {}
+        built: dict[date, tuple[Message, Digest]] = {}
         for destination in destinations:
             subscription = destination.subscription
             if not subscription.weekly:
@@ -173,8 +193,9 @@ class Planner:
                 digest = build_digest("week", history.days, history.models, self.settings, end=end)
                 if digest.incomplete:
                     log.warning("weekly digest %s goes out without %s (not complete)", digest.id, digest.incomplete)
-                built[end] = message_for(digest)
-            self._queue(built[end], [(destination.name, Variant.FULL)], report)
+                built[end] = (message_for(digest), digest)
+            message, digest = built[end]
+            self._queue(message, [(destination.name, Variant.FULL)], report, digest, history)
 
     def _corrections(self, stored: Sequence[date], history: _History, report: PlanReport) -> None:
         """Rebuild recent published digests whose source days were restated since; queue a correction when the
@@ -200,7 +221,7 @@ class Planner:
             corrected = message_for(digest, corrects=message.id)
             if not recipients:
                 continue
-            self._queue(corrected, recipients, report)
+            self._queue(corrected, recipients, report, digest, history)
             report.corrections.append(corrected.id)
 
 

@@ -41,6 +41,7 @@ from bot.planner import Planner, check_operations
 from bot.publishers.registry import Publishers, publisher_factories
 from bot.sources.errors import SourceError
 from digests.delivery import Destination, RetrySchedule
+from storage.archive import Archive
 from storage.delivery import DeliveryStore
 from storage.engine import DatabaseError, checked_engine, database_problem, upgrade_database
 from storage.repository import Repository
@@ -132,7 +133,10 @@ async def open_parts(settings: Settings, environ: Mapping[str, str], name: str |
                 lease_seconds=service.claim_lease_seconds,
                 metrics=metrics,
             )
-            planner = Planner(repo, store, settings.digest.settings(), timedelta(hours=service.late_grace_hours))
+            charts = Archive(engine) if settings.web.enabled else None
+            planner = Planner(
+                repo, store, settings.digest.settings(), timedelta(hours=service.late_grace_hours), charts
+            )
             yield Parts(
                 settings, environ, repo, store, ServiceState(engine), Leadership(engine), metrics, worker, planner
             )
@@ -354,9 +358,12 @@ class _QuietServer(uvicorn.Server):
 
 
 def _app(service: Service) -> Any:
-    from bot.web import web_app
+    from bot.web.app import WebParts, web_app
+    from bot.web.site import SiteData
 
-    return web_app(service.health, service.parts.metrics)
+    parts = service.parts
+    data = SiteData(parts.repo, Archive(parts.store.engine), parts.settings.digest.settings())
+    return web_app(WebParts(service.health, parts.metrics, parts.settings.web, data))
 
 
 async def run_service(settings: Settings, environ: Mapping[str, str]) -> None:

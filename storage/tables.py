@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from datetime import date, datetime
 
-from sqlalchemy import BigInteger, Column, DateTime, ForeignKeyConstraint, Index, UniqueConstraint, text
+from sqlalchemy import BigInteger, Column, DateTime, ForeignKeyConstraint, Index, LargeBinary, UniqueConstraint, text
 from sqlmodel import Field, SQLModel
 
 from digests.delivery import DeliveryState
@@ -162,4 +162,18 @@ class AliasRecord(SQLModel, table=True):
 
     old_permaslug: str = Field(primary_key=True, max_length=255)
     new_permaslug: str = Field(max_length=255)
+    created_at: datetime = Field(sa_column=Column(DateTime(timezone=True), nullable=False))
+
+
+class ChartRecord(SQLModel, table=True):
+    """A digest's chart, rendered once (when it was published, or first asked for) and served from here."""
+
+    __tablename__ = "chart"
+
+    digest_id: str = Field(primary_key=True, max_length=100)
+    name: str = Field(primary_key=True, max_length=100)
+    png: bytes = Field(sa_column=Column(LargeBinary, nullable=False))
+    alt: str
+    width: int
+    height: int
     created_at: datetime = Field(sa_column=Column(DateTime(timezone=True), nullable=False))

@@ -11,14 +11,16 @@ from __future__ import annotations
 
 import io
 import math
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from digests.digest import Digest
+from digests.model import DaySnapshot, ModelInfo
 from digests.numbers import format_tokens
 from digests.render.alt_text import bump_alt, share_alt, sparkline_alt
-from digests.series import BumpSeries, ShareSeries, Sparkline
+from digests.series import BumpSeries, ShareSeries, Sparkline, bump_series, share_series, sparkline
 
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
@@ -251,3 +253,16 @@ def sparkline_chart(spark: Sparkline) -> Chart:
             figure.text(0.76, 0.25, f"{format_tokens(tokens[0])} on {tokens[1]:%m-%d}", fontsize=5, color="#444444")
         figure.text(0.02, 0.03, spark.footer, fontsize=3.6, color="#444444", va="bottom")
         return _chart(figure, sparkline_alt(spark), SPARK_SIZE)
+
+
+def digest_charts(
+    digest: Digest, history: Sequence[DaySnapshot], catalogue: Mapping[str, ModelInfo]
+) -> dict[str, Chart]:
+    """Every chart of a digest, by name: ``bump``, ``share`` and (when it lists a model) ``sparkline-1``, the
+    sparkline of its #1."""
+    charts = {"bump": bump_chart(bump_series(digest, history)), "share": share_chart(share_series(digest, history))}
+    if digest.rows:
+        charts["sparkline-1"] = sparkline_chart(
+            sparkline(digest.rows[0].permaslug, history, catalogue, digest.period.last)
+        )
+    return charts

@@ -79,6 +79,7 @@ def digest_document(digest: Digest) -> dict[str, Any]:
         "as_of": _utc(digest.as_of),
         "revision": digest.revision,
         "restated": [{"day": day.isoformat(), "as_of": _utc(as_of)} for day, as_of in digest.restated],
+        "revision_note": digest.revision_note,
         "unit": digest.unit,
         "totals": {
             "tokens": digest.total_tokens,

@@ -1,5 +1,5 @@
-"""The service's web app (Starlette on uvicorn): ``/healthz`` and ``/metrics``. Later issues add the Slack,
-Discord and email routes here."""
+"""The operator's routes: ``/healthz`` (JSON, 503 when the database is unreachable) and ``/metrics``
+(Prometheus text)."""
 
 from __future__ import annotations
 
@@ -9,7 +9,6 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 from sqlalchemy.exc import SQLAlchemyError
-from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
@@ -19,7 +18,7 @@ from bot.metrics import CONTENT_TYPE, Metrics
 log = logging.getLogger(__name__)
 
 
-def web_app(health: Callable[[], Mapping[str, Any]], metrics: Metrics) -> Starlette:
+def ops_routes(health: Callable[[], Mapping[str, Any]], metrics: Metrics) -> list[Route]:
     """``health`` is called in a worker thread (it reads the database) for each ``/healthz``."""
 
     async def healthz(_: Request) -> Response:
@@ -37,4 +36,4 @@ def web_app(health: Callable[[], Mapping[str, Any]], metrics: Metrics) -> Starle
             return Response("database unreachable\n", status_code=503, media_type="text/plain")
         return Response(body, media_type=CONTENT_TYPE)
 
-    return Starlette(routes=[Route("/healthz", healthz), Route("/metrics", metrics_page)])
+    return [Route("/healthz", healthz), Route("/metrics", metrics_page)]
