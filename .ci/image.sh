@@ -30,6 +30,16 @@ IMAGE_PORT=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 
     sleep 0.2
   done
   "$IMAGE_DIR/venv/bin/python" -c "import urllib.request; urllib.request.urlopen('http://127.0.0.1:$IMAGE_PORT/healthz', timeout=4)"
+  # The templates and the stylesheet are in the installed package: the web pages work from a plain install.
+  "$IMAGE_DIR/venv/bin/python" -c "import urllib.request; urllib.request.urlopen('http://127.0.0.1:$IMAGE_PORT/static/site.css', timeout=4)"
+  "$IMAGE_DIR/venv/bin/python" -c "
+import urllib.error, urllib.request
+try:
+    urllib.request.urlopen('http://127.0.0.1:$IMAGE_PORT/', timeout=10)
+except urllib.error.HTTPError as error:
+    assert error.code == 404 and b'No complete day is stored yet' in error.read(), error
+"
+  echo "image check: installed rankbot serves its pages"
   kill -TERM "$RUN_PID"
   wait "$RUN_PID"
 )

@@ -1,10 +1,6 @@
-# Sourced by .ci/run: install PostgreSQL if missing, start a throwaway server on 127.0.0.1, export its URL for the
+# Sourced by .ci/run after .ci/packages.sh: start a throwaway PostgreSQL server on 127.0.0.1, export its URL for the
 # tests (RANKBOT_TEST_POSTGRES_URL), and stop it when the run ends. Needs root (CI runs as root).
 PG_PORT=${PG_PORT:-54329}
-if ! ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1; then
-  apt-get update -qq
-  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq postgresql >/dev/null
-fi
 PG_BIN=$(ls -d /usr/lib/postgresql/*/bin | sort -V | tail -n 1)
 PG_DIR=$(mktemp -d /tmp/rankbot-pg.XXXXXX)
 chown postgres "$PG_DIR"

@@ -214,12 +214,20 @@ class Settings(Section):
         ]
 
     def start_problems(self, environ: Mapping[str, str]) -> list[str]:
-        """What stops ``rankbot run`` (and ``check-config``) before anything starts: the source and the secrets."""
+        """What stops ``rankbot run`` (and ``check-config``) before anything starts: the source, the secrets, and
+        a ``[web] public_url`` that outputs with absolute links need."""
         try:
             self.source_kind(environ)
         except ConfigError as error:
             return [str(error)]
-        return self.missing_secrets(environ)
+        linked = [output.name for output in self.outputs if output.needs_public_url]
+        problems = self.missing_secrets(environ)
+        if linked and not self.web.public_url:
+            problems.append(
+                f"outputs {', '.join(repr(name) for name in linked)} link to the archive and its charts: set "
+                "web.public_url (or RANKBOT_WEB_PUBLIC_URL) to the site's absolute address, e.g. https://rankings.example.com"
+            )
+        return problems
 
     def api_key(self, environ: Mapping[str, str]) -> str | None:
         """The Data API key from the environment variable the config names; ``None`` when unset or empty."""

@@ -5,7 +5,7 @@ each kind takes, and the validators the sections share. ``bot.config`` assembles
 from __future__ import annotations
 
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Any, Literal
+from typing import TYPE_CHECKING, Annotated, Any, ClassVar, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from apscheduler.triggers.cron import CronTrigger
@@ -41,6 +41,10 @@ def valid_timezone(value: str) -> str:
 
 class _Destination(Section):
     """What every ``[[outputs]]`` entry has: a name, and what it subscribes to."""
+
+    needs_public_url: ClassVar[bool] = False
+    """Whether this kind's messages carry absolute links (chat image blocks, emails): then ``[web] public_url``
+    must be set, and ``rankbot run`` refuses to start without it."""
 
     name: str = Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$")
     daily: bool = True

@@ -323,6 +323,7 @@ class Service:
                 log_level="warning",
                 lifespan="off",
                 access_log=False,
+                proxy_headers=False,  # X-Forwarded-* are believed only from [web] trusted_proxies (bot.web.security)
             )
         )
         web = asyncio.create_task(server.serve(sockets=[sock]), name="web")

@@ -81,6 +81,16 @@ def test_environment_overrides_the_file(tmp_path: Path) -> None:
         ("", {"RANKBOT_DIGEST_TOPN": "3"}, "config error: RANKBOT_DIGEST_TOPN names no setting"),
         ("[digest\n", {}, "config error: {path} is not valid TOML"),
         (
+            "[web]\npublic_url = 'rankings.example.com'\n",
+            {},
+            "config error: web.public_url (from {path}): 'rankings.example.com' must be an absolute http(s) URL",
+        ),
+        (
+            "[web]\ntrusted_proxies = ['10.0.0.0/8', 'proxy.local']\n",
+            {},
+            "config error: web.trusted_proxies (from {path}): 'proxy.local' is not an IP address or network",
+        ),
+        (
             "[service]\nclaim_lease_seconds = 3\n[[outputs]]\nname = 'a'\nkind = 'webhook'\nurl = 'https://x'\n",
             {},
             "config error: service.claim_lease_seconds (from {path}): 3 s is shorter than outputs[0].timeout_seconds "

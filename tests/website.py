@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import socket
 import threading
 import time
 from collections.abc import Iterator, Mapping, Sequence
@@ -30,6 +29,7 @@ from storage.archive import Archive
 from storage.delivery import DeliveryStore
 from storage.engine import open_database
 from storage.repository import Repository
+from tests.processes import free_port
 
 
 @dataclass
@@ -83,12 +83,6 @@ class _Clock:
         return self.now
 
 
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
-
-
 @contextlib.contextmanager
 def serving(published: Published, web: WebConfig | None = None, **health: Any) -> Iterator[str]:
     """The web app over ``published`` on 127.0.0.1 (uvicorn in a thread); yields its base URL."""
@@ -96,7 +90,9 @@ def serving(published: Published, web: WebConfig | None = None, **health: Any) -
     parts = WebParts(lambda: {"status": "ok", **health}, Metrics(), web or WebConfig(), data)
     port = free_port()
     server = uvicorn.Server(
-        uvicorn.Config(web_app(parts), host="127.0.0.1", port=port, log_level="warning", lifespan="off")
+        uvicorn.Config(
+            web_app(parts), host="127.0.0.1", port=port, log_level="warning", lifespan="off", proxy_headers=False
+        )
     )
     thread = threading.Thread(target=lambda: asyncio.run(server.serve()), daemon=True)
     thread.start()

@@ -219,6 +219,14 @@ def describe_output(output: Output, settings: Settings) -> str:
     return f"{output.name} ({output.kind} → {target}): {'; '.join(parts) or 'nothing (no daily, weekly or notices)'}"
 
 
+def web_line(settings: Settings) -> str:
+    web = settings.web
+    if not web.enabled:
+        return "off ([web] enabled = false): rankbot run serves only /healthz and /metrics"
+    where = web.public_url or "links follow the host each request comes to (web.public_url is empty)"
+    return f"on http://{settings.service.host}:{settings.service.port}/ — {where}"
+
+
 @app.command("check-config")
 def check_config(config: ConfigOption = None) -> None:
     """Check the configuration as `rankbot run` would (keys, secrets, the database), say what it would use, and
@@ -252,6 +260,7 @@ def check_config(config: ConfigOption = None) -> None:
         "config ok",
         f"  config: {path or 'embedded defaults (no config.toml here)'}",
         f"  OpenRouter: {settings.openrouter.base_url}, {source}",
+        f"  web pages: {web_line(settings)}",
         f"  database: {display_url(url)}{where} (opened; {schema})",
         f"  `rankbot digest` writes: console={settings.output.console}, files in {settings.output.directory}/ "
         f"({formats})",

@@ -14,7 +14,7 @@ from starlette.exceptions import HTTPException
 from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import Response
-from starlette.routing import BaseRoute, Mount
+from starlette.routing import BaseRoute, Mount, Route
 from starlette.staticfiles import StaticFiles
 
 from bot.config import WebConfig
@@ -40,6 +40,13 @@ class WebParts:
     data: SiteData | None = None
 
 
+ICON = (STATIC / "icon.svg").read_bytes()
+
+
+async def favicon(_: Request) -> Response:
+    return Response(ICON, media_type="image/svg+xml", headers={"Cache-Control": "public, max-age=86400"})
+
+
 def web_app(parts: WebParts) -> Starlette:
     routes: list[BaseRoute] = list(ops_routes(parts.health, parts.metrics))
     pages = None
@@ -47,6 +54,7 @@ def web_app(parts: WebParts) -> Starlette:
         pages = Pages(parts.data, parts.web)
         routes += [*pages.routes(), *Charts(parts.data).routes()]
         routes.append(Mount("/static", StaticFiles(directory=STATIC), name="static"))
+        routes.append(Route("/favicon.ico", favicon))  # asked for by browsers on pages without a <link rel=icon>
 
     def error_page(request: Request, status: int, message: str) -> Response:
         if pages is None or request.url.path in ("/healthz", "/metrics"):

@@ -1,0 +1,155 @@
+"""A reader in a real browser: headless Chromium (Debian's, driven by Playwright) against a real `rankbot run` on
+127.0.0.1 over a database with published digests. Open the rankings, switch to the week, open a model, browse the
+archive and a digest, follow the feed link; what the reader sees, no console errors or CSP violations, charts that
+load, no horizontal scroll at 360 px. Full-page screenshots land in tests/artifacts/ (ignored by git)."""
+
+from __future__ import annotations
+
+import os
+import shutil
+from collections.abc import Iterator
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from bot.demo.generator import generate_history
+from bot.demo.server import FakeOpenRouter
+from tests.conftest import TODAY
+from tests.processes import free_port, health, start, stop, wait_for, write_config
+from tests.website import publish
+
+CHROMIUM = "/usr/bin/chromium"
+ARTIFACTS = Path(__file__).parent / "artifacts"
+CHROMIUM_ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",  # this machine's closed network refuses them
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+]
+
+
+def chromium_or_skip() -> None:
+    if not shutil.which(CHROMIUM):
+        if os.environ.get("CI"):
+            pytest.fail(f"{CHROMIUM} is missing: .ci/run should have installed Debian's chromium")
+        pytest.skip(f"no {CHROMIUM}: apt-get install chromium (bash .ci/run does)")
+
+
+@pytest.fixture(scope="module")
+def service(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    chromium_or_skip()
+    folder = tmp_path_factory.mktemp("browser")
+    history = generate_history(end=TODAY - timedelta(days=1), days=60)
+    publish(folder / "site.db", history)
+    with FakeOpenRouter(
+        history.days, history.catalogue, today=TODAY, api_key=None, first_snapshot=TODAY - timedelta(days=45)
+    ) as openrouter:
+        port = free_port()
+        config = write_config(
+            folder / "config.toml",
+            openrouter=openrouter.url,
+            database_url=f"sqlite:///{folder / 'site.db'}",
+            port=port,
+            outputs=[],
+        )
+        process = start(config, "run", cwd=folder)
+        try:
+            wait_for(lambda: health(port).get("latest_day"), what="rankbot run")
+            yield f"http://127.0.0.1:{port}"
+        finally:
+            code, log = stop(process)
+            assert code == 0, log
+
+
+class Reader:
+    """A browser tab that remembers every console error and CSP violation it saw."""
+
+    def __init__(self, page: Any) -> None:
+        self.page = page
+        self.problems: list[str] = []
+        page.on("console", lambda message: message.type == "error" and self.problems.append(message.text))
+        page.on("pageerror", lambda error: self.problems.append(str(error)))
+        page.on("response", lambda r: r.status >= 400 and self.problems.append(f"HTTP {r.status} for {r.url}"))
+
+    async def open(self, url: str) -> Any:
+        response = await self.page.goto(url)
+        await self.page.wait_for_load_state("networkidle")
+        return response
+
+    async def heading(self) -> str:
+        return str(await self.page.inner_text("h1"))
+
+    async def images_loaded(self) -> list[int]:
+        return list(
+            await self.page.eval_on_selector_all("img", "imgs => imgs.map(i => i.complete ? i.naturalWidth : 0)")
+        )
+
+    async def shot(self, name: str) -> None:
+        ARTIFACTS.mkdir(exist_ok=True)
+        await self.page.screenshot(path=str(ARTIFACTS / f"{name}.png"), full_page=True)
+
+
+async def test_a_reader_follows_the_site_in_chromium(service: str) -> None:
+    from playwright.async_api import async_playwright
+
+    async with async_playwright() as playwright:
+        browser = await playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        try:
+            reader = Reader(await browser.new_page(viewport={"width": 1280, "height": 900}))
+            await reader.open(service + "/")
+            assert await reader.heading() == "OpenRouter model rankings — the day"
+            label = await reader.page.inner_text("p.label")
+            assert "Source day" in label and "data as of" in label
+            first = await reader.page.inner_text("tbody tr:first-child")
+            assert first.split()[0] == "1"
+            assert all(width > 0 for width in await reader.images_loaded()) and len(await reader.images_loaded()) == 2
+            assert "Source: OpenRouter (openrouter.ai/rankings)" in await reader.page.inner_text("p.attribution")
+            await reader.shot("home-desktop")
+
+            await reader.page.click("nav.switch >> text=Week")
+            await reader.page.wait_for_load_state("networkidle")
+            assert reader.page.url.endswith("/?period=week")
+            assert await reader.heading() == "OpenRouter model rankings — the week"
+            assert "Tokens over 7 days" in await reader.page.inner_text("thead")
+            await reader.shot("week-desktop")
+
+            model = await reader.page.inner_text("tbody tr:first-child td:nth-child(3) a")
+            await reader.page.click("tbody tr:first-child td:nth-child(3) a")
+            await reader.page.wait_for_load_state("networkidle")
+            assert "/models/" in reader.page.url and await reader.heading() == model
+            assert all(width > 0 for width in await reader.images_loaded())
+            await reader.shot("model-desktop")
+
+            await reader.page.click("header nav >> text=Archive")
+            await reader.page.wait_for_load_state("networkidle")
+            assert await reader.heading() == "Archive"
+            await reader.page.click("ol.archive li:first-child a")
+            await reader.page.wait_for_load_state("networkidle")
+            assert "/archive/" in reader.page.url and "Source day" in await reader.page.inner_text("main")
+            await reader.shot("archived-desktop")
+
+            feed_link = await reader.page.get_attribute("header nav >> text=Feed", "href")
+            response = await reader.open(service + str(feed_link))
+            assert response.headers["content-type"].startswith("application/atom+xml")
+            assert "urn:rankbot:digest:" in await response.text()
+            assert reader.problems == []
+
+            phone = Reader(await browser.new_page(viewport={"width": 360, "height": 740}))
+            for name, path in (
+                ("home", "/"),
+                ("week", "/?period=week"),
+                ("archive", "/archive"),
+                ("models", "/models?q=gpt"),
+            ):
+                await phone.open(service + path)
+                width = await phone.page.evaluate("document.documentElement.scrollWidth")
+                assert width <= 360, (path, width)
+                await phone.shot(f"{name}-phone")
+            assert phone.problems == []
+        finally:
+            await browser.close()
