@@ -320,3 +320,11 @@ def test_a_page_that_fails_is_a_500_page_in_one_line(generated: SyntheticHistory
         assert "rankbot could not build this page; the error is in its log." in Page(response.text).all_text
         assert "Traceback" not in response.text and "JSONDecodeError" not in response.text
         assert get(f"{url}/").status_code == 200  # the rest of the site is fine
+
+
+def test_with_web_disabled_only_the_operator_routes_answer(published: Published) -> None:
+    with serving(published, WebConfig(enabled=False), leader=True) as url:
+        assert get(f"{url}/healthz").json()["status"] == "ok"
+        for path in ("/", "/archive", "/feed.atom", "/static/site.css"):
+            response = get(url + path)
+            assert response.status_code == 404 and response.headers["content-type"].startswith("text/plain"), path
