@@ -9,9 +9,8 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import Callable
+from collections.abc import Callable, Mapping, Sequence
 from datetime import UTC, datetime
-from typing import Any
 
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
@@ -23,7 +22,8 @@ from bot.web.security import Origin
 from bot.web.site import Rendered, SiteData
 from digests.digest import Digest, NoDataError
 from digests.labels import attribution
-from digests.render.alt_text import bump_alt, share_alt
+from digests.model import DaySnapshot, ModelInfo
+from digests.render.alt_text import bump_alt, share_alt, sparkline_alt
 from digests.render.document import digest_document
 from digests.render.html import (
     ChartRef,
@@ -210,9 +210,7 @@ def _page_number(raw: str | None) -> int:
     return number
 
 
-def _spark_alt(permaslug: str, history: Any, catalogue: Any) -> str:
-    from digests.render.alt_text import sparkline_alt
-
+def _spark_alt(permaslug: str, history: Sequence[DaySnapshot], catalogue: Mapping[str, ModelInfo]) -> str:
     return sparkline_alt(sparkline(permaslug, history, catalogue))
 
 
