@@ -154,6 +154,35 @@ class WebConfig(Section):
         return value
 
 
+class SlackConfig(Section):
+    """The Slack app: its secrets come from the environment variables named here."""
+
+    bot_token_env: str = Field("SLACK_BOT_TOKEN", pattern=ENV_NAME)
+    signing_secret_env: str = Field("SLACK_SIGNING_SECRET", pattern=ENV_NAME)
+    app_token_env: str = Field("SLACK_APP_TOKEN", pattern=ENV_NAME)
+    """When this variable is set, Socket Mode instead of the HTTP endpoint."""
+    api_url: str = "https://slack.com/api/"
+    hooks_url: str = "https://hooks.slack.com/"
+    """Only ``response_url``s under this prefix are answered (Slack's own)."""
+    admins: tuple[str, ...] = ()
+    """User ids (U…) allowed to change a channel's subscription, besides workspace admins and owners."""
+    client_id_env: str = Field("", pattern=r"^([A-Za-z_][A-Za-z0-9_]*)?$")
+    client_secret_env: str = Field("", pattern=r"^([A-Za-z_][A-Za-z0-9_]*)?$")
+
+    @field_validator("api_url", "hooks_url")
+    @classmethod
+    def _slash(cls, value: str) -> str:
+        if not value.startswith(("http://", "https://")):
+            raise ValueError(f"{value!r} must start with https:// (or http:// for a local fake)")
+        return value if value.endswith("/") else value + "/"
+
+    def bot_token(self, environ: Mapping[str, str]) -> str | None:
+        return environ.get(self.bot_token_env) or None
+
+    def socket_mode(self, environ: Mapping[str, str]) -> bool:
+        return bool(environ.get(self.app_token_env))
+
+
 class Settings(Section):
     openrouter: OpenRouterConfig = OpenRouterConfig()
     storage: StorageConfig = StorageConfig()
@@ -161,6 +190,7 @@ class Settings(Section):
     output: OutputConfig = OutputConfig()
     service: ServiceConfig = ServiceConfig()
     web: WebConfig = WebConfig()
+    slack: SlackConfig = SlackConfig()
     outputs: tuple[Output, ...] = ()
 
     @field_validator("outputs")
@@ -172,7 +202,7 @@ class Settings(Section):
             raise ValueError(f"two [[outputs]] are named {duplicate!r}: names must be unique")
         return outputs
 
-    def destinations(self) -> tuple[ConsoleOutput | FileOutput | WebhookOutput, ...]:
+    def destinations(self) -> tuple[Output, ...]:
         """The configured ``[[outputs]]`` (a file output without a ``directory`` writes to ``[output].directory``);
         without any, the embedded defaults: the console and ``[output].directory``."""
         if self.outputs:
@@ -182,7 +212,7 @@ class Settings(Section):
                 else output
                 for output in self.outputs
             )
-        defaults: list[ConsoleOutput | FileOutput | WebhookOutput] = [
+        defaults: list[Output] = [
             FileOutput(kind="file", name="files", directory=self.output.directory, formats=self.output.formats)
         ]
         if self.output.console:
@@ -221,11 +251,39 @@ class Settings(Section):
         except ConfigError as error:
             return [str(error)]
         linked = [output.name for output in self.outputs if output.needs_public_url]
-        problems = self.missing_secrets(environ)
+        problems = self.missing_secrets(environ) + self.slack_problems(environ)
         if linked and not self.web.public_url:
             problems.append(
                 f"outputs {', '.join(repr(name) for name in linked)} link to the archive and its charts: set "
                 "web.public_url (or RANKBOT_WEB_PUBLIC_URL) to the site's absolute address, e.g. https://rankings.example.com"
+            )
+        return problems
+
+    def slack_used(self, environ: Mapping[str, str]) -> bool:
+        """Slack is on when a bot token or an OAuth client id is set, or an output posts to Slack."""
+        slack = self.slack
+        return bool(
+            slack.bot_token(environ)
+            or (slack.client_id_env and environ.get(slack.client_id_env))
+            or any(output.kind == "slack" for output in self.outputs)
+        )
+
+    def slack_problems(self, environ: Mapping[str, str]) -> list[str]:
+        """What stops Slack from working: no token for the outputs, no signing secret for the HTTP endpoint."""
+        slack = self.slack
+        if not self.slack_used(environ):
+            return []
+        problems = []
+        oauth = bool(slack.client_id_env and environ.get(slack.client_id_env))
+        if not oauth and not slack.bot_token(environ):
+            problems.append(
+                f"Slack needs a bot token: set the environment variable {slack.bot_token_env} (slack.bot_token_env) "
+                "to the app's xoxb- token, or configure OAuth (slack.client_id_env, slack.client_secret_env)"
+            )
+        if not slack.socket_mode(environ) and not environ.get(slack.signing_secret_env):
+            problems.append(
+                f"the Slack endpoint /slack/events needs the signing secret: set the environment variable "
+                f"{slack.signing_secret_env} (slack.signing_secret_env), or set {slack.app_token_env} for Socket Mode"
             )
         return problems
 

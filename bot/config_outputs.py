@@ -115,4 +115,21 @@ class WebhookOutput(_Destination):
         return self.timeout_seconds
 
 
-Output = Annotated[ConsoleOutput | FileOutput | WebhookOutput, Field(discriminator="kind")]
+class SlackOutput(_Destination):
+    """A Slack channel the bot posts digests to (``chat.postMessage``, Block Kit, the bump chart)."""
+
+    kind: Literal["slack"]
+    channel: str = Field(pattern=r"^[CGD][A-Z0-9]{2,30}$")
+    team: str | None = Field(None, pattern=r"^[TE][A-Z0-9]{2,30}$")
+    """The workspace, when the app is installed in several (OAuth); a single-workspace bot token needs none."""
+    top: int = Field(10, ge=1, le=50)
+    """How many rows the posted table shows."""
+
+    def send_timeout(self) -> float | None:
+        return SLACK_SEND_TIMEOUT
+
+
+SLACK_SEND_TIMEOUT = 30.0
+"""The longest one Slack delivery may take: a post (two or three for a long digest, a second apart) or an upload."""
+
+Output = Annotated[ConsoleOutput | FileOutput | WebhookOutput | SlackOutput, Field(discriminator="kind")]

@@ -106,6 +106,8 @@ class OutboxWorker:
         self.stopping = asyncio.Event()
         self.wake = asyncio.Event()
         self._current: Pump | None = None
+        self.gone: dict[str, str] = {}
+        """Destinations this worker found gone (name → reason): claims of theirs still waiting are not sent."""
         self.inline = store.engine.dialect.name == "sqlite"
         """Run the hot transaction in the event loop: on SQLite it is a fraction of a millisecond in-process, and
         handing it to a thread cost a third of the throughput (the thread waits for the GIL while sends run)."""
@@ -136,6 +138,9 @@ class OutboxWorker:
         delivery = Delivery(claim.message, destination, entry.variant)
         started = self.monotonic()
         dead = DeliveryState.DEAD
+        if destination.name in self.gone:  # disabled while this claim waited: not sent
+            reason = f"destination disabled: {self.gone[destination.name]}"
+            return Result(entry.id, destination.name, dead, entry.next_attempt_at, last_error=reason)
         try:
             publisher = self.publishers.for_destination(destination)
             if self._window(send) < publisher.timeout + 1:
@@ -157,6 +162,7 @@ class OutboxWorker:
                 ) from None
         except GoneError as error:
             log.warning("destination %s is gone, disabling it: %s", destination.name, error)
+            self.gone[destination.name] = str(error)
             await asyncio.to_thread(self.store.disable_destination, destination.name, str(error))
             result = Result(
                 entry.id, destination.name, dead, entry.next_attempt_at, last_error=f"destination gone: {error}"

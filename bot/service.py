@@ -31,7 +31,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from bot import pipeline
 from bot.bootstrap import request_budget
 from bot.config import Settings
-from bot.config_outputs import ConsoleOutput, FileOutput, WebhookOutput
+from bot.config_outputs import Output
 from bot.health import LAST_POLL, health_report
 from bot.launcher import EARLY_SIGNALS, early_signal
 from bot.leadership import Leadership, SqliteInstanceLock
@@ -77,7 +77,7 @@ def listening_socket(host: str, port: int) -> socket.socket:
     return sock
 
 
-def destination_of(output: ConsoleOutput | FileOutput | WebhookOutput, settings: Settings) -> Destination:
+def destination_of(output: Output, settings: Settings) -> Destination:
     return Destination(output.name, output.kind, output.target(), output.subscription(settings.service))
 
 
@@ -125,7 +125,7 @@ async def open_parts(settings: Settings, environ: Mapping[str, str], name: str |
         async with httpx.AsyncClient(follow_redirects=False, trust_env=False) as client:
             worker = OutboxWorker(
                 store,
-                Publishers(publisher_factories(client), environ),
+                Publishers(publisher_factories(client, channel_factories(settings, environ, engine)), environ),
                 RetrySchedule(service.delivery_attempts, service.delivery_base_seconds, service.delivery_cap_seconds),
                 name=name or instance_name(),
                 concurrency=service.worker_concurrency,
@@ -144,6 +144,21 @@ async def open_parts(settings: Settings, environ: Mapping[str, str], name: str |
         if lock is not None:
             lock.release()
         engine.dispose()
+
+
+def channel_factories(settings: Settings, environ: Mapping[str, str], engine: Any) -> dict[str, Any]:
+    """The publishers of the chat channels that are configured (Slack)."""
+    factories: dict[str, Any] = {}
+    if settings.slack_used(environ):
+        from bot.slack.clients import SlackClients
+        from bot.slack.publisher import SlackPublisher
+        from storage.pacing import Pacer
+
+        clients = SlackClients(settings.slack, environ)
+        factories["slack"] = SlackPublisher.factory(
+            clients.for_target, settings.web.public_url, Archive(engine), Pacer(engine)
+        )
+    return factories
 
 
 async def send_due(settings: Settings, environ: Mapping[str, str]) -> WorkReport:

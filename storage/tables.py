@@ -177,3 +177,12 @@ class ChartRecord(SQLModel, table=True):
     width: int
     height: int
     created_at: datetime = Field(sa_column=Column(DateTime(timezone=True), nullable=False))
+
+
+class PaceRecord(SQLModel, table=True):
+    """When the next message to a rate-limited destination (a Slack channel) may go, shared by every worker."""
+
+    __tablename__ = "pace"
+
+    key: str = Field(primary_key=True, max_length=200)
+    next_at: datetime = Field(sa_column=Column(DateTime(timezone=True), nullable=False))

@@ -15,12 +15,14 @@ from digests.delivery import Destination
 Factory = Callable[[Destination, Mapping[str, str]], Publisher]
 
 
-def publisher_factories(client: httpx.AsyncClient) -> dict[str, Factory]:
-    """Destination kind → how to build its publisher. Later channels (Slack, Discord, email) are added here."""
+def publisher_factories(client: httpx.AsyncClient, channels: Mapping[str, Factory] | None = None) -> dict[str, Factory]:
+    """Destination kind → how to build its publisher; ``channels`` adds the chat and mail kinds (``slack``…), whose
+    factories the service builds from their configuration."""
     return {
         "console": ConsolePublisher.for_destination,
         "file": FilePublisher.for_destination,
         "webhook": WebhookPublisher.factory(client),
+        **(channels or {}),
     }
 
 
