@@ -7,6 +7,8 @@ config values: the config names the environment variable that holds them (``api_
 
 from __future__ import annotations
 
+import base64
+import binascii
 import os
 import tomllib
 from collections.abc import Mapping
@@ -167,7 +169,18 @@ class SlackConfig(Section):
     admins: tuple[str, ...] = ()
     """User ids (U…) allowed to change a channel's subscription, besides workspace admins and owners."""
     client_id_env: str = Field("", pattern=r"^([A-Za-z_][A-Za-z0-9_]*)?$")
+    """For installs in many workspaces (OAuth): the variables holding the app's client id and secret."""
     client_secret_env: str = Field("", pattern=r"^([A-Za-z_][A-Za-z0-9_]*)?$")
+    token_key_env: str = Field("RANKBOT_SLACK_TOKEN_KEY", pattern=ENV_NAME)
+    """With OAuth: the variable holding the Fernet key that seals the workspaces' tokens in the database."""
+    authorize_url: str = "https://slack.com/oauth/v2/authorize"
+
+    @field_validator("authorize_url")
+    @classmethod
+    def _web_address(cls, value: str) -> str:
+        if not value.startswith(("http://", "https://")):
+            raise ValueError(f"{value!r} must start with https:// (or http:// for a local fake)")
+        return value
 
     @field_validator("api_url", "hooks_url")
     @classmethod
@@ -181,6 +194,10 @@ class SlackConfig(Section):
 
     def socket_mode(self, environ: Mapping[str, str]) -> bool:
         return bool(environ.get(self.app_token_env))
+
+    def oauth(self, environ: Mapping[str, str]) -> bool:
+        """Installs in many workspaces through OAuth (a client id is set)."""
+        return bool(self.client_id_env and environ.get(self.client_id_env))
 
 
 class Settings(Section):
@@ -274,8 +291,10 @@ class Settings(Section):
         if not self.slack_used(environ):
             return []
         problems = []
-        oauth = bool(slack.client_id_env and environ.get(slack.client_id_env))
-        if not oauth and not slack.bot_token(environ):
+        oauth = slack.oauth(environ)
+        if oauth:
+            problems += _oauth_problems(slack, environ)
+        elif not slack.bot_token(environ):
             problems.append(
                 f"Slack needs a bot token: set the environment variable {slack.bot_token_env} (slack.bot_token_env) "
                 "to the app's xoxb- token, or configure OAuth (slack.client_id_env, slack.client_secret_env)"
@@ -302,6 +321,32 @@ class Settings(Section):
         if wanted == "auto":
             return "api" if self.api_key(environ) else "exports"
         return wanted
+
+
+def _oauth_problems(slack: SlackConfig, environ: Mapping[str, str]) -> list[str]:
+    problems = []
+    if not (slack.client_secret_env and environ.get(slack.client_secret_env)):
+        problems.append(
+            f"Slack OAuth needs the app's client secret: set slack.client_secret_env to a variable and set it "
+            f"(client id from {slack.client_id_env})"
+        )
+    key = environ.get(slack.token_key_env)
+    if not key:
+        problems.append(
+            f"Slack OAuth seals the workspaces' tokens with a key: set the environment variable {slack.token_key_env} "
+            '(slack.token_key_env) to a Fernet key, made with `python -c "from cryptography.fernet import Fernet; '
+            'print(Fernet.generate_key().decode())"`'
+        )
+    else:
+        try:
+            valid = len(base64.urlsafe_b64decode(key.encode())) == 32
+        except (ValueError, binascii.Error):
+            valid = False
+        if not valid:
+            problems.append(
+                f"{slack.token_key_env} (slack.token_key_env) is not a Fernet key (32 url-safe base64 bytes)"
+            )
+    return problems
 
 
 def _env_value(raw: str, field_is_tuple: bool) -> Any:

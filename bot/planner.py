@@ -26,10 +26,13 @@ from zoneinfo import ZoneInfo
 
 from apscheduler.triggers.cron import CronTrigger
 
+from digests.commands import ChannelPrefs
 from digests.delivery import Destination, Message, Variant, variant_for
 from digests.digest import WEEK_DAYS, Digest, build_digest
 from digests.messages import message_for, notice_message, same_as_published
 from digests.model import DaySnapshot, DigestSettings, ModelInfo
+from digests.names import display_name, model_info
+from digests.watch import watch_alerts, watch_message
 from storage.archive import Archive
 from storage.delivery import DeliveryStore
 from storage.repository import Repository
@@ -40,6 +43,8 @@ log = logging.getLogger(__name__)
 BASELINE_DAY = "baseline_day"
 BASELINE_AT = "baseline_at"
 CORRECTION_WINDOW_DAYS = 21
+WATCH_LOOKBACK_DAYS = 3
+"""Watch alerts are for the latest few days only: a planner that was down for a week does not send a week of them."""
 
 
 @dataclass
@@ -115,6 +120,7 @@ class Planner:
         destinations = self.store.destinations(enabled_only=True)
         history = _History(self.repo)
         self._daily(stored, baseline, destinations, history, report)
+        self._watches(stored, baseline, destinations, history, report)
         self._weekly(stored, baseline_at, destinations, history, now, report)
         self._corrections(stored, history, report)
         return report
@@ -157,6 +163,41 @@ class Planner:
                 if (variant := variant_for(d.subscription, "day", message.notable)) is not None
             ]
             self._queue(message, recipients, report, digest, history)
+
+    def _watches(
+        self,
+        stored: Sequence[date],
+        baseline: date,
+        destinations: Sequence[Destination],
+        history: _History,
+        report: PlanReport,
+    ) -> None:
+        """A channel's watch alerts (``/rankings watch``) for each day stored after its watch list last changed:
+        one message per day and channel at most, and only when a watched model crossed the channel's top N or
+        moved by its jump threshold."""
+        watching = [(d, ChannelPrefs.of(d.target)) for d in destinations if d.target.get("watch")]
+        if not watching:
+            return
+        queued = self.store.queued_destinations("watch")
+        recent = [d for d in stored if d > baseline][-WATCH_LOOKBACK_DAYS:]
+        by_day = {s.day: s for s in history.days if s.day >= stored[0]}
+        ordered = sorted(by_day)
+        for day in recent:
+            position = ordered.index(day)
+            if position == 0:
+                continue
+            today, previous = by_day[day], by_day[ordered[position - 1]]
+            names = {slug: display_name(model_info(slug, history.models)) for slug in today.ranks()}
+            for destination, prefs in watching:
+                if destination.name in queued.get((day, day), set()):
+                    continue
+                if prefs.watch_since is not None and day <= prefs.watch_since:
+                    continue
+                for slug in prefs.watch:
+                    names.setdefault(slug, display_name(model_info(slug, history.models)))
+                alerts = watch_alerts(prefs.watch, today, previous, names, prefs.top, prefs.jump)
+                if alerts:
+                    self._queue(watch_message(today, alerts), [(destination.name, Variant.FULL)], report)
 
     def _weekly(
         self,

@@ -150,14 +150,9 @@ def channel_factories(settings: Settings, environ: Mapping[str, str], engine: An
     """The publishers of the chat channels that are configured (Slack)."""
     factories: dict[str, Any] = {}
     if settings.slack_used(environ):
-        from bot.slack.clients import SlackClients
-        from bot.slack.publisher import SlackPublisher
-        from storage.pacing import Pacer
+        from bot.slack.parts import publisher_factory
 
-        clients = SlackClients(settings.slack, environ)
-        factories["slack"] = SlackPublisher.factory(
-            clients.for_target, settings.web.public_url, Archive(engine), Pacer(engine)
-        )
+        factories["slack"] = publisher_factory(settings, environ, engine)
     return factories
 
 
@@ -187,6 +182,16 @@ class Service:
         self.polled = asyncio.Event()
         """Set once the first poll has ended (stored or failed): the planner never runs on data older than that."""
         self.poll_failures = 0
+        from bot.web.site import SiteData
+
+        self.site_data = SiteData(parts.repo, Archive(parts.store.engine), parts.settings.digest.settings())
+        settings, environ = parts.settings, parts.environ
+        self.slack_socket_mode = settings.slack.socket_mode(environ)
+        self.slack = None
+        if settings.slack_used(environ):
+            from bot.slack.parts import slack_chat
+
+            self.slack = slack_chat(settings, environ, parts.store.engine, self.site_data)
 
     # -- jobs --------------------------------------------------------------------------------------------
     async def poll(self) -> None:
@@ -287,14 +292,35 @@ class Service:
             next_run_time=datetime.now(UTC),
             **common,
         )
-        crons = {(d.subscription.weekly_cron, d.subscription.timezone) for d in self.parts.store.destinations()}
-        for cron, zone in sorted(crons):
-            self.scheduler.add_job(
-                self.plan, CronTrigger.from_crontab(cron, timezone=zone), id=f"weekly {cron} {zone}", **common
-            )
+        self.sync_crons()
         self.scheduler.add_job(
             self.check, IntervalTrigger(minutes=1), id="operations", next_run_time=datetime.now(UTC), **common
         )
+        self.scheduler.add_job(self._sync_crons, IntervalTrigger(minutes=1), id="crons", **common)
+
+    def sync_crons(self) -> None:
+        """One job per weekly schedule in use (a channel subscribed from chat brings its own): added when a
+        destination needs it, removed when none does any more."""
+        wanted = {
+            f"weekly {d.subscription.weekly_cron} {d.subscription.timezone}": d.subscription
+            for d in self.parts.store.destinations(enabled_only=True)
+            if d.subscription.weekly
+        }
+        for job in self.scheduler.get_jobs():
+            if job.id.startswith("weekly ") and job.id not in wanted:
+                job.remove()
+        for job_id, subscription in sorted(wanted.items()):
+            if self.scheduler.get_job(job_id) is None:
+                trigger = CronTrigger.from_crontab(subscription.weekly_cron, timezone=subscription.timezone)
+                self.scheduler.add_job(
+                    self.plan, trigger, id=job_id, coalesce=True, max_instances=1, misfire_grace_time=3600
+                )
+
+    async def _sync_crons(self) -> None:
+        try:
+            await asyncio.to_thread(self.sync_crons)
+        except SQLAlchemyError as error:
+            self._database_failed("weekly schedules", error)
 
     # -- health ------------------------------------------------------------------------------------------
     def health(self) -> dict[str, Any]:
@@ -344,9 +370,13 @@ class Service:
         web = asyncio.create_task(server.serve(sockets=[sock]), name="web")
         worker = asyncio.create_task(parts.worker.run(single_instance=not parts.leadership.postgres), name="worker")
         lead = asyncio.create_task(self._lead(), name="leadership")
+        tasks = {web, worker, lead}
+        if self.slack is not None and self.slack_socket_mode:
+            app_token = parts.environ[parts.settings.slack.app_token_env]
+            tasks.add(asyncio.create_task(self.slack.socket_mode(app_token, self.stopping), name="slack socket mode"))
         log.info("rankbot running on http://%s:%d (instance %s)", service.host, service.port, parts.worker.name)
         stopper = asyncio.create_task(self.stopping.wait())
-        done, _ = await asyncio.wait({web, worker, lead, stopper}, return_when=asyncio.FIRST_COMPLETED)
+        done, _ = await asyncio.wait({*tasks, stopper}, return_when=asyncio.FIRST_COMPLETED)
         for task in done:
             if task is not stopper and task.exception() is not None:
                 log.error("%s stopped: %s", task.get_name(), task.exception())
@@ -357,7 +387,7 @@ class Service:
         parts.worker.stopping.set()
         parts.worker.wake.set()
         with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(asyncio.gather(worker, lead, return_exceptions=True), SHUTDOWN_GRACE_SECONDS)
+            await asyncio.wait_for(asyncio.gather(*(tasks - {web}), return_exceptions=True), SHUTDOWN_GRACE_SECONDS)
         server.should_exit = True
         await asyncio.gather(web, return_exceptions=True)
         sock.close()
@@ -375,11 +405,10 @@ class _QuietServer(uvicorn.Server):
 
 def _app(service: Service) -> Any:
     from bot.web.app import WebParts, web_app
-    from bot.web.site import SiteData
 
     parts = service.parts
-    data = SiteData(parts.repo, Archive(parts.store.engine), parts.settings.digest.settings())
-    return web_app(WebParts(service.health, parts.metrics, parts.settings.web, data))
+    chat = service.slack.routes() if service.slack is not None and not service.slack_socket_mode else []
+    return web_app(WebParts(service.health, parts.metrics, parts.settings.web, service.site_data, chat))
 
 
 async def run_service(settings: Settings, environ: Mapping[str, str]) -> None:

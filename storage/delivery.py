@@ -81,6 +81,43 @@ class DeliveryStore(OutboxRows, OutboxOps):
                 if name not in wanted_by_name and row["enabled"]:
                     self._disable(connection, name, REMOVED_FROM_CONFIG)
 
+    def save_destination(self, destination: Destination, restart: bool = False) -> None:
+        """Add or update one destination managed from chat (``origin`` other than ``config``): its target,
+        subscription and whether it is enabled (with the reason when not). ``restart`` makes it count as created
+        now, so a weekly digest that fired before a change of schedule is not sent late."""
+        values: dict[str, Any] = {
+            "kind": destination.kind,
+            "origin": destination.origin,
+            "target": json.dumps(dict(destination.target), sort_keys=True),
+            "subscription": json.dumps(asdict(destination.subscription), sort_keys=True),
+            "enabled": destination.enabled,
+            "disabled_reason": destination.disabled_reason,
+        }
+        now = self.now()
+        with self.engine.begin() as connection:
+            row = {"name": destination.name, "created_at": now} | values
+            if not insert_ignoring_duplicates(connection, DESTINATION, [row]):
+                if restart:
+                    values["created_at"] = now
+                connection.execute(update(DESTINATION).where(DESTINATION.c.name == destination.name).values(**values))
+        if not destination.enabled:  # what was still due to it is not sent
+            self.disable_destination(destination.name, destination.disabled_reason or "disabled")
+
+    def disable_destinations(self, prefix: str, reason: str) -> list[str]:
+        """Disable every enabled destination whose name starts with ``prefix`` (a workspace's channels); returns
+        their names."""
+        with self.engine.connect() as connection:
+            names = list(
+                connection.execute(
+                    select(DESTINATION.c.name).where(
+                        DESTINATION.c.name.startswith(prefix, autoescape=True), DESTINATION.c.enabled
+                    )
+                ).scalars()
+            )
+        for name in names:
+            self.disable_destination(name, reason)
+        return names
+
     def destinations(self, enabled_only: bool = False) -> list[Destination]:
         query = DESTINATIONS.order_by(DESTINATION.c.name)
         if enabled_only:

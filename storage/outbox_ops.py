@@ -14,7 +14,7 @@ from sqlalchemy import Engine, and_, func, select, update
 from sqlalchemy.engine import Connection
 
 from digests.delivery import DeliveryState, Destination, OutboxEntry
-from storage.outbox_rows import DUE_STATES, REMOVED_FROM_CONFIG
+from storage.outbox_rows import DUE_STATES, WITHDRAWN
 from storage.records import (
     DESTINATION,
     DESTINATIONS,
@@ -97,7 +97,7 @@ class OutboxOps:
                 update(DESTINATION)
                 .where(
                     DESTINATION.c.name.in_(names),
-                    (DESTINATION.c.disabled_reason.is_(None)) | (DESTINATION.c.disabled_reason != REMOVED_FROM_CONFIG),
+                    (DESTINATION.c.disabled_reason.is_(None)) | DESTINATION.c.disabled_reason.notin_(WITHDRAWN),
                 )
                 .values(enabled=True, disabled_reason=None)
             )
@@ -144,7 +144,7 @@ class OutboxOps:
                 destination_of(row)
                 for row in connection.execute(
                     select(DESTINATION).where(
-                        and_(~DESTINATION.c.enabled, DESTINATION.c.disabled_reason != REMOVED_FROM_CONFIG)
+                        and_(~DESTINATION.c.enabled, DESTINATION.c.disabled_reason.notin_(WITHDRAWN))
                     )
                 ).mappings()
             ]

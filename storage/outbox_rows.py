@@ -28,6 +28,11 @@ from storage.tables import DUE_ROWS
 
 DUE_STATES = (DeliveryState.PENDING.value, DeliveryState.FAILED.value)
 REMOVED_FROM_CONFIG = "removed from the config's [[outputs]]"
+UNSUBSCRIBED = "unsubscribed from chat"
+UNINSTALLED = "the app was removed from the workspace"
+WITHDRAWN = (REMOVED_FROM_CONFIG, UNSUBSCRIBED, UNINSTALLED)
+"""Reasons a destination was disabled by someone's choice, not a failure: no operator notice, and ``requeue-dead``
+does not turn it back on."""
 
 
 @dataclass(frozen=True, slots=True)

@@ -186,3 +186,33 @@ class PaceRecord(SQLModel, table=True):
 
     key: str = Field(primary_key=True, max_length=200)
     next_at: datetime = Field(sa_column=Column(DateTime(timezone=True), nullable=False))
+
+
+class ChatRequestRecord(SQLModel, table=True):
+    """A chat request already handled (Slack's ``trigger_id`` or ``event_id``): a retry of it does nothing again."""
+
+    __tablename__ = "chat_request"
+
+    key: str = Field(primary_key=True, max_length=200)
+    seen_at: datetime = Field(sa_column=Column(DateTime(timezone=True), nullable=False, index=True))
+
+
+class InstallRecord(SQLModel, table=True):
+    """An app installed in a workspace through OAuth: the installation as JSON, encrypted (its tokens with it)."""
+
+    __tablename__ = "chat_install"
+
+    platform: str = Field(primary_key=True, max_length=16)
+    enterprise_id: str = Field(primary_key=True, max_length=40, description="Empty outside Enterprise Grid.")
+    team_id: str = Field(primary_key=True, max_length=40)
+    sealed: bytes = Field(sa_column=Column(LargeBinary, nullable=False))
+    installed_at: datetime = Field(sa_column=Column(DateTime(timezone=True), nullable=False))
+
+
+class OAuthStateRecord(SQLModel, table=True):
+    """An OAuth ``state`` handed to a browser starting an install; good once, until it expires."""
+
+    __tablename__ = "oauth_state"
+
+    state: str = Field(primary_key=True, max_length=100)
+    expires_at: datetime = Field(sa_column=Column(DateTime(timezone=True), nullable=False))

@@ -15,7 +15,7 @@ from digests.delivery import Destination, Variant
 def message_file_stem(delivery: Delivery) -> str:
     """``day-2026-11-19``, ``week-2026-11-13_2026-11-19-r2``, ``day-2026-11-19-quiet``, ``notice-late-2026-11-19``."""
     message = delivery.message
-    if message.kind == "notice":
+    if message.kind in ("notice", "watch"):
         return message.id.replace(":", "-")
     period = message.first_day.isoformat() if message.first_day else ""
     if message.last_day and message.last_day != message.first_day:

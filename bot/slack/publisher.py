@@ -82,14 +82,16 @@ class SlackPublisher:
 
     def __init__(
         self,
-        client: AsyncWebClient,
+        client: AsyncWebClient | Callable[[], AsyncWebClient],
         channel: str,
         top: int = 10,
         public_url: str = "",
         archive: Archive | None = None,
         pacer: Pacer | None = None,
     ) -> None:
-        self.client = client
+        self._client = client
+        """The client, or how to get the current one (an OAuth install's token is looked up at each send, so a
+        reinstall is picked up)."""
         self.channel = channel
         self.top = top
         self.site = Site("", "", public_url) if public_url else None
@@ -103,7 +105,9 @@ class SlackPublisher:
     ) -> Callable[..., SlackPublisher]:  # fmt: skip
         def build(destination: Any, environ: Mapping[str, str]) -> SlackPublisher:
             target = destination.target
-            return cls(clients(target), str(target["channel"]), int(target.get("top", 10)), public_url, archive, pacer)
+            return cls(
+                lambda: clients(target), str(target["channel"]), int(target.get("top", 10)), public_url, archive, pacer
+            )
 
         return build
 
@@ -122,6 +126,11 @@ class SlackPublisher:
         return digest_messages(document, self.top, archive_url, chart)
 
     # -- sending -----------------------------------------------------------------------------------------
+    async def client(self) -> AsyncWebClient:
+        if isinstance(self._client, AsyncWebClient):
+            return self._client
+        return await asyncio.to_thread(self._client)
+
     async def _pace(self) -> None:
         if self.pacer is not None:
             slot = await asyncio.to_thread(self.pacer.reserve, f"slack:{self.channel}", PACE)
@@ -131,8 +140,9 @@ class SlackPublisher:
 
     async def _posted(self, delivery: Delivery) -> dict[int, str]:
         """The parts of ``delivery`` already in the channel (part → ts), from their metadata."""
+        client = await self.client()
         history = await slack_call(
-            self.client.conversations_history, channel=self.channel, limit=HISTORY_LIMIT, include_all_metadata=True
+            client.conversations_history, channel=self.channel, limit=HISTORY_LIMIT, include_all_metadata=True
         )
         found: dict[int, str] = {}
         for item in history.get("messages") or []:
@@ -151,7 +161,7 @@ class SlackPublisher:
                 continue
             await self._pace()
             response = await slack_call(
-                self.client.chat_postMessage,
+                (await self.client()).chat_postMessage,
                 channel=self.channel,
                 **slack_message.payload(),
                 thread_ts=first if part else None,
@@ -174,7 +184,7 @@ class SlackPublisher:
         try:
             await self._pace()
             await slack_call(
-                self.client.files_upload_v2,
+                (await self.client()).files_upload_v2,
                 channel=self.channel,
                 content=chart.png,
                 filename="bump.png",

@@ -4,7 +4,7 @@ routes, behind the security headers, with a page for 404 and 500 that says what 
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -38,6 +38,8 @@ class WebParts:
     metrics: Metrics
     web: WebConfig
     data: SiteData | None = None
+    chat: Sequence[BaseRoute] = ()
+    """The chat apps' endpoints (``POST /slack/events``…), served whether or not the pages are."""
 
 
 ICON = (STATIC / "icon.svg").read_bytes()
@@ -48,7 +50,7 @@ async def favicon(_: Request) -> Response:
 
 
 def web_app(parts: WebParts) -> Starlette:
-    routes: list[BaseRoute] = list(ops_routes(parts.health, parts.metrics))
+    routes: list[BaseRoute] = [*ops_routes(parts.health, parts.metrics), *parts.chat]
     pages = None
     if parts.web.enabled and parts.data is not None:
         pages = Pages(parts.data, parts.web)
@@ -57,7 +59,7 @@ def web_app(parts: WebParts) -> Starlette:
         routes.append(Route("/favicon.ico", favicon))  # asked for by browsers on pages without a <link rel=icon>
 
     def error_page(request: Request, status: int, message: str) -> Response:
-        if pages is None or request.url.path in ("/healthz", "/metrics"):
+        if pages is None or request.url.path in ("/healthz", "/metrics") or request.url.path.startswith("/slack/"):
             return Response(message + "\n", status_code=status, media_type="text/plain")
         return Response(render_error(status, message, pages.site(request)), status_code=status, media_type=HTML)
 

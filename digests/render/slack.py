@@ -14,6 +14,7 @@ from datetime import datetime
 from typing import Any
 
 from digests.numbers import format_as_of, format_share, format_tokens, format_usd
+from digests.replies import Answer, Card, Matches, Notice
 from digests.safety import display_text
 from digests.views import Honesty, Match, ModelCard, MoversView, TopView
 
@@ -235,7 +236,7 @@ def top_reply(view: TopView, command: str | None = None) -> SlackMessage:
     rows = [["#", "Model", unit, "Share", "Move"]]
     for row in view.rows:
         tokens = ("≥" if row.lower_bound else "") + format_tokens(row.tokens_per_day)
-        rows.append([str(row.rank), _cut(row.name, 28), tokens, format_share(row.share), row.marker])
+        rows.append([str(row.rank), _escape(_cut(row.name, 28)), tokens, format_share(row.share), row.marker])
     widths = [max(len(r[i]) for r in rows) for i in range(5)]
     right = (True, False, True, True, False)
     lines = ["  ".join(c.rjust(w) if r else c.ljust(w) for c, w, r in zip(x, widths, right, strict=True)) for x in rows]
@@ -295,11 +296,14 @@ def card_reply(card: ModelCard, spark: SlackImage | None, command: str | None = 
 
 def matches_reply(query: str, matches: Sequence[Match]) -> SlackMessage:
     if not matches:
-        return notice_reply(
+        return _text_reply(
             f"No model matches “{mrkdwn(query)}”. Try part of a name (`flash`), an author (`deepseek`) or a permaslug."
         )
     lines = [f"• {mrkdwn(m.name)} — `{mrkdwn(m.permaslug, 120)}`" for m in matches]
-    return SlackMessage(f"Models matching {display_text(query)}", (_section("*Did you mean:*"), *_sections(lines)))
+    return SlackMessage(
+        f"Models matching {_escape(display_text(query))}",
+        (_section(f"*Several models match “{mrkdwn(query)}”; say which:*"), *_sections(lines)),
+    )
 
 
 def plain_message(text: str) -> SlackMessage:
@@ -308,9 +312,29 @@ def plain_message(text: str) -> SlackMessage:
     return SlackMessage(_cut(escaped, TEXT_LIMIT), tuple(_sections(escaped.splitlines() or [escaped])))
 
 
-def notice_reply(text: str) -> SlackMessage:
-    """A one-section reply: help, a refusal, a bad argument with an example, a confirmation."""
+def _text_reply(text: str) -> SlackMessage:
     return SlackMessage(_cut(text.replace("*", ""), TEXT_LIMIT), tuple(_sections(text.splitlines() or [text])))
+
+
+def notice_reply(notice: Notice) -> SlackMessage:
+    """Help, a refusal, a bad argument with an example, a confirmation: its ``*bold*`` and `code` kept, and
+    everything escaped (it may quote the person's words or a model's name)."""
+    return _text_reply(_escape("\n".join(notice.lines)))
+
+
+def reply_message(answer: Answer, command: str | None = None) -> SlackMessage:
+    """An answer to ``/rankings`` as its ephemeral reply; ``command`` (the text that asked) adds the "Share to
+    channel" button."""
+    if isinstance(answer, TopView):
+        return top_reply(answer, command)
+    if isinstance(answer, MoversView):
+        return movers_reply(answer, command)
+    if isinstance(answer, Card):
+        spark = SlackImage(answer.spark_url, answer.spark_alt, "Last 30 days") if answer.spark_url else None
+        return card_reply(answer.card, spark, command)
+    if isinstance(answer, Matches):
+        return matches_reply(answer.query, answer.matches)
+    return notice_reply(answer)
 
 
 def shared_message(reply: SlackMessage, user_name: str) -> SlackMessage:
