@@ -87,12 +87,16 @@ class _Clock:
 def serving(published: Published, web: WebConfig | None = None, **health: Any) -> Iterator[str]:
     """The web app over ``published`` on 127.0.0.1 (uvicorn in a thread); yields its base URL."""
     data = SiteData(published.repo, published.archive, DigestSettings())
-    parts = WebParts(lambda: {"status": "ok", **health}, Metrics(), web or WebConfig(), data)
+    with serving_app(web_app(WebParts(lambda: {"status": "ok", **health}, Metrics(), web or WebConfig(), data))) as url:
+        yield url
+
+
+@contextlib.contextmanager
+def serving_app(app: Any) -> Iterator[str]:
+    """An ASGI app on 127.0.0.1 (uvicorn in a thread, on its own event loop); yields its base URL."""
     port = free_port()
     server = uvicorn.Server(
-        uvicorn.Config(
-            web_app(parts), host="127.0.0.1", port=port, log_level="warning", lifespan="off", proxy_headers=False
-        )
+        uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan="off", proxy_headers=False)
     )
     thread = threading.Thread(target=lambda: asyncio.run(server.serve()), daemon=True)
     thread.start()

@@ -111,13 +111,16 @@ class Answers:
 
     @staticmethod
     def _chosen(matches: list[Match]) -> Match | None:
-        """The one model meant: an exact permaslug, or a single best match."""
+        """The one model meant: an exact permaslug, or a single best match (a model over its ``:free``-style
+        variants, which match the same words)."""
         if not matches:
             return None
         if matches[0].score == 1.0 or len(matches) == 1:
             return matches[0]
-        if matches[0].score >= 0.9 and matches[1].score < matches[0].score:
-            return matches[0]
+        best = [m for m in matches if m.score == matches[0].score]
+        plain = [m for m in best if ":" not in m.permaslug]
+        if matches[0].score >= 0.9 and len(plain) == 1 and len(best) <= 2:
+            return plain[0]
         return None
 
     def model(self, query: str) -> Card | Matches:

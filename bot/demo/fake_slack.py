@@ -3,7 +3,8 @@ would, and can be scripted to fail.
 
 - ``/api/<method>`` (form or JSON bodies, ``Authorization: Bearer``): ``auth.test``, ``chat.postMessage``,
   ``conversations.history`` (with message ``metadata``), ``users.info``, ``files.getUploadURLExternal`` and
-  ``files.completeUploadExternal`` (with the upload itself at ``/upload/<id>``), ``oauth.v2.access``.
+  ``files.completeUploadExternal`` (with the upload itself at ``/upload/<id>``), ``oauth.v2.access``,
+  ``apps.connections.open`` (the URL of a ``FakeSocketMode``).
 - Scripted answers per method: ``ok: false`` errors, 429 with ``Retry-After``, 5xx, HTML pages.
 - An optional rate limit per channel (``per_channel_interval``): posts faster than that are answered 429.
 - ``/response/<id>``: a response_url that records what a slash command answered later.
@@ -65,6 +66,9 @@ class FakeSlack:
         self.responses: list[tuple[str, dict[str, Any]]] = []
         self.rate_limited = 0
         self.oauth_codes: dict[str, dict[str, Any]] = {}
+        self.socket_url = ""
+        """What ``apps.connections.open`` answers (a ``FakeSocketMode``'s URL) for an ``xapp-`` token."""
+        self.socket_opens = 0
         self._scripts: dict[str, deque[Answer]] = {}
         self._last_post: dict[str, float] = {}
         self._ts = itertools.count(1)
@@ -107,6 +111,12 @@ class FakeSlack:
             return answer.status, answer.body, answer.headers
         if method == "oauth.v2.access":
             return 200, self._oauth(params), {}
+        if method == "apps.connections.open":
+            with self._lock:
+                self.socket_opens += 1
+            if not token.startswith("xapp-") or not self.socket_url:
+                return 200, {"ok": False, "error": "invalid_auth"}, {}
+            return 200, {"ok": True, "url": self.socket_url}, {}
         if token != self.token and not token.startswith("xoxb-installed-"):
             return 200, {"ok": False, "error": "invalid_auth"}, {}
         handler = {

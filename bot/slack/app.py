@@ -150,6 +150,10 @@ class SlackChat:
         signature = headers.get("x-slack-signature") or ""
         if self.verifier is None or not DIGITS.fullmatch(timestamp) or not signature:
             return False
+        try:
+            body.decode("utf-8")  # Slack sends UTF-8; slack_sdk's verifier would raise on anything else
+        except UnicodeDecodeError:
+            return False
         return self.verifier.is_valid(body, timestamp, signature)
 
     async def events(self, request: Request) -> Response:
@@ -157,10 +161,10 @@ class SlackChat:
         if not self.signed(body, request.headers):
             return PlainTextResponse("Slack signature missing, invalid or too old.\n", status_code=401)
         try:
-            body.decode("utf-8")
-        except UnicodeDecodeError:
-            return PlainTextResponse("The body is not UTF-8.\n", status_code=400)
-        return await self.handler.handle(request)
+            return await self.handler.handle(request)
+        except ValueError as error:  # bolt parses a body starting with "{" as JSON, whatever its type
+            log.warning("a signed Slack request had a body that is not JSON or a form: %s", error)
+            return PlainTextResponse("The body is neither a form nor JSON.\n", status_code=400)
 
     # -- /rankings ---------------------------------------------------------------------------------------
     async def _command(self, ack: Any, body: dict[str, Any], client: AsyncWebClient) -> None:

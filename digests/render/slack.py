@@ -291,7 +291,7 @@ def card_reply(card: ModelCard, spark: SlackImage | None, command: str | None = 
     )
     if command is not None:
         blocks.append(_share_button(command))
-    return SlackMessage(f"{display_text(card.name)}: {latest} on {card.latest_day.isoformat()}", tuple(blocks))
+    return SlackMessage(f"{mrkdwn(card.name)}: {latest} on {card.latest_day.isoformat()}", tuple(blocks))
 
 
 def matches_reply(query: str, matches: Sequence[Match]) -> SlackMessage:
