@@ -62,18 +62,18 @@ class FakeSocketMode:
             self._sockets.remove(socket)
         return socket
 
-    async def connected(self, count: int = 1, timeout: float = 10.0) -> None:
-        """Wait until ``count`` connections have been opened in all."""
+    async def connected(self, count: int = 1) -> None:
+        """Wait until ``count`` connections have been opened in all (callers bound it with ``asyncio.timeout``)."""
         async with self._connected:
-            await asyncio.wait_for(self._connected.wait_for(lambda: self.connections >= count), timeout)
+            await self._connected.wait_for(lambda: self.connections >= count)
 
-    async def send(self, kind: str, payload: dict[str, Any], timeout: float = 10.0) -> dict[str, Any]:
+    async def send(self, kind: str, payload: dict[str, Any]) -> dict[str, Any]:
         """Send an envelope on the open connection; returns its acknowledgement."""
         envelope_id = f"env-{next(self._ids)}"
         envelope = {"envelope_id": envelope_id, "type": kind, "payload": payload, "accepts_response_payload": True}
         await self._sockets[-1].send_str(json.dumps(envelope))
         async with self._acked:
-            await asyncio.wait_for(self._acked.wait_for(lambda: envelope_id in self.acks), timeout)
+            await self._acked.wait_for(lambda: envelope_id in self.acks)
         return self.acks[envelope_id]
 
     async def drop(self) -> None:
