@@ -12,7 +12,7 @@ import shutil
 import time
 import uuid
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -374,9 +374,8 @@ def test_model_names_are_escaped_in_replies(original: Path, tmp_path: Path, fake
     repo = Repository(open_database(f"sqlite:///{database}"))
     models = repo.models()
     top = repo.history()[-1].rows[0].permaslug
-    repo.replace_models(
-        [*(m for slug, m in models.items() if slug != top), models[top].__class__(top, HOSTILE, HOSTILE)]
-    )
+    renamed = replace(models[top], name=HOSTILE, author=HOSTILE)
+    repo.replace_models([*(m for slug, m in models.items() if slug != top), renamed])
     engine, serving = serve(database, fake)
     with serving as url:
         site = SlackSite(url, fake, engine, DeliveryStore(engine))
