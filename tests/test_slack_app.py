@@ -20,7 +20,7 @@ from urllib.parse import urlencode
 
 import httpx
 import pytest
-from sqlalchemy import Engine
+from sqlalchemy import Engine, event, select
 
 from bot.config import Settings, SlackConfig, WebConfig
 from bot.config_outputs import SlackOutput
@@ -32,9 +32,10 @@ from bot.web.app import WebParts, web_app
 from bot.web.site import SiteData
 from digests.model import DigestSettings
 from storage.archive import Archive
+from storage.chat import INSTALL
 from storage.delivery import DeliveryStore
 from storage.engine import open_database
-from storage.outbox_rows import UNSUBSCRIBED
+from storage.outbox_rows import UNINSTALLED, UNSUBSCRIBED
 from storage.repository import Repository
 from tests.website import publish, serving_app
 
@@ -386,3 +387,234 @@ def test_model_names_are_escaped_in_replies(original: Path, tmp_path: Path, fake
             text = flat(reply)
             assert "<!channel>" not in text and "<https://evil" not in text, command
         assert "&lt;!channel&gt;" in flat(site.reply(f"model {top}"))
+
+
+# -- slow answers, response_url, retries, sharing ---------------------------------------------------------------
+def slow_once(engine: Engine, seconds: float) -> None:
+    """The next query waits ``seconds`` (a database under load), then the database is quick again."""
+    pending = [seconds]
+
+    def before(*_: Any) -> None:
+        if pending:
+            time.sleep(pending.pop())
+
+    event.listen(engine, "before_cursor_execute", before)
+
+
+def wait_for(condition: Any, seconds: float = 15.0) -> None:
+    deadline = time.monotonic() + seconds
+    while not condition():
+        assert time.monotonic() < deadline, "timed out"
+        time.sleep(0.05)
+
+
+def test_a_slow_data_layer_is_acknowledged_at_once_and_answered_through_response_url(site: SlackSite) -> None:
+    slow_once(site.engine, 5.0)
+    body = command_body(site.fake, "week", response_url=site.fake.response_url("slow"))
+    started = time.monotonic()
+    response = site.post(body)
+    acknowledged = time.monotonic() - started
+    assert response.status_code == 200 and response.text == "" and acknowledged < 1.0
+    wait_for(lambda: any(name == "slow" for name, _ in site.fake.responses))
+    [(_, answer)] = [item for item in site.fake.responses if item[0] == "slow"]
+    assert answer["response_type"] == "ephemeral" and "Top 10 on OpenRouter — the week" in answer["text"]
+    assert "Source days" in flat(answer) and "CC BY 4.0" in flat(answer)
+
+
+def test_a_response_url_on_another_host_is_refused_without_a_request(
+    site: SlackSite, caplog: pytest.LogCaptureFixture
+) -> None:
+    with FakeSlack() as elsewhere:
+        slow_once(site.engine, 2.0)
+        body = command_body(site.fake, "week", response_url=elsewhere.response_url("stolen"))
+        assert site.post(body).status_code == 200
+        wait_for(lambda: "refused a response_url outside" in caplog.text)
+        time.sleep(0.2)
+        assert elsewhere.responses == [] and elsewhere.calls == []
+
+
+def share_body(site: SlackSite, value: str, trigger: str, user: str = "UUSER") -> bytes:
+    payload = {
+        "type": "block_actions",
+        "team": {"id": TEAM, "domain": "fake"},
+        "user": {"id": user, "name": user.lower(), "team_id": TEAM},
+        "channel": {"id": CHANNEL, "name": "rankings"},
+        "api_app_id": "A0APP",
+        "trigger_id": trigger,
+        "response_url": site.fake.response_url("share"),
+        "container": {"type": "message", "is_ephemeral": True},
+        "actions": [
+            {"type": "button", "action_id": "rankings_share", "block_id": "b1", "value": value, "action_ts": "1.2"}
+        ],
+    }
+    return urlencode({"payload": json.dumps(payload)}).encode()
+
+
+def test_share_to_channel_posts_the_answer_once_with_who_shared_it_even_when_retried(site: SlackSite) -> None:
+    reply = site.reply("top 3", "UUSER")
+    button = next(b for b in reply["blocks"] if b["type"] == "actions")["elements"][0]
+    assert button["value"] == "top 3"
+    body = share_body(site, button["value"], "trigger-share-1")
+    assert site.post(body).status_code == 200
+    assert site.post(body, {**signed(body), "X-Slack-Retry-Num": "1", "X-Slack-Retry-Reason": "timeout"}).status_code == 200
+    wait_for(lambda: len([r for n, r in site.fake.responses if n == "share"]) >= 2)
+    time.sleep(0.3)
+    answers = [r for n, r in site.fake.responses if n == "share"]
+    shared = [r for r in answers if r.get("response_type") == "in_channel"]
+    assert len(shared) == 1 and [r for r in answers if r.get("delete_original")] == [{"delete_original": True}]
+    text = flat(shared[0])
+    assert "Shared by uuser with `/rankings`" in text and "Top 3 on OpenRouter" in text
+    assert "rankings_share" not in text  # the shared copy has no button
+    assert "CC BY 4.0" in text and "data as of" in text
+
+
+def event_body(kind: str, team: str = TEAM, event_id: str = "Ev0001", **event_fields: Any) -> bytes:
+    return json.dumps(
+        {
+            "token": "unused",
+            "team_id": team,
+            "api_app_id": "A0APP",
+            "type": "event_callback",
+            "event_id": event_id,
+            "event_time": int(time.time()),
+            "event": {"type": kind, **event_fields},
+        }
+    ).encode()
+
+
+def post_json(site: SlackSite, body: bytes, **headers: str) -> httpx.Response:
+    return httpx.post(
+        f"{site.url}/slack/events",
+        content=body,
+        headers={"Content-Type": "application/json", **signed(body), **headers},
+        timeout=30,
+    )
+
+
+def test_url_verification_answers_the_challenge(site: SlackSite) -> None:
+    body = json.dumps({"type": "url_verification", "token": "x", "challenge": "c-123"}).encode()
+    response = post_json(site, body)
+    assert response.status_code == 200 and "c-123" in response.text
+
+
+def test_an_uninstall_disables_the_workspaces_channels_once_even_when_retried(site: SlackSite) -> None:
+    site.reply("subscribe daily")
+    site.reply("subscribe weekly", channel="C0SECOND")
+    body = event_body("app_uninstalled")
+    assert post_json(site, body).status_code == 200
+    assert post_json(site, body, **{"X-Slack-Retry-Num": "1"}).status_code == 200
+    wait_for(lambda: all(not d.enabled for d in site.store.destinations() if d.origin == "slack"))
+    disabled = [d for d in site.store.destinations() if d.origin == "slack"]
+    assert len(disabled) == 2 and {d.disabled_reason for d in disabled} == {UNINSTALLED}
+    dead, notices = site.store.dead_or_disabled()
+    assert notices == []  # an uninstall is someone's choice: no operator notice
+
+
+# -- digests and watch alerts to channels subscribed from chat ---------------------------------------------------
+async def test_a_channel_subscribed_from_chat_gets_its_digest_with_the_chart_once_and_its_watch_alerts(
+    site: SlackSite,
+) -> None:
+    import random
+
+    from bot.outbox import OutboxWorker
+    from bot.planner import Planner
+    from bot.publishers.registry import Publishers, publisher_factories
+    from bot.slack.parts import publisher_factory
+    from digests.delivery import DeliveryState, RetrySchedule
+    from digests.model import DaySnapshot
+
+    repo = Repository(site.engine)
+    latest = repo.history()[-1]
+    leader = latest.rows[0].permaslug
+    site.reply("subscribe daily")
+    site.reply(f"watch {leader}")
+    site.reply("settings jump 1")
+    swapped = [(row.permaslug, row.tokens) for row in latest.rows]
+    swapped[0], swapped[1] = (swapped[0][0], swapped[1][1] // 2), (swapped[1][0], swapped[0][1])
+    new_day = latest.day + timedelta(days=1)
+    as_of = datetime.combine(new_day + timedelta(days=1), datetime.min.time(), tzinfo=UTC)
+    repo.add_day(DaySnapshot.of(new_day, [*swapped, ("other", latest.other_tokens or 0)], as_of))
+    planner = Planner(repo, site.store, DigestSettings(), charts=Archive(site.engine))
+    for _ in range(2):  # planning twice queues nothing twice
+        planner.plan(as_of + timedelta(hours=1))
+    settings = settings_for(site.fake)
+    factory = publisher_factory(settings, {"SLACK_BOT_TOKEN": site.fake.token}, site.engine)
+    async with httpx.AsyncClient(trust_env=False) as http:
+        worker = OutboxWorker(
+            site.store,
+            Publishers(publisher_factories(http, {"slack": factory}), {}),
+            RetrySchedule(attempts=3, base=1.0, cap=5.0),
+            name="worker",
+            rng=random.Random(1),
+        )
+        first = await worker.drain()
+        again = await worker.drain()
+    assert first.sent >= 2 and again.handled == 0  # (the site's console destination gets its copies too)
+    assert len(site.fake.in_channel(CHANNEL)) == 2
+    digest_post, watch_post = sorted(site.fake.in_channel(CHANNEL), key=lambda p: "Watched" in p.text)
+    assert any(b["type"] == "image" and b["image_url"].startswith(f"{PUBLIC}/charts/day:") for b in digest_post.blocks)
+    assert f"Source day {new_day}" in flat({"b": digest_post.blocks})
+    assert "Watched models on OpenRouter" in watch_post.text and " places: #1 → #" in watch_post.text
+    assert "Source: OpenRouter (openrouter.ai/rankings)" in watch_post.text
+    ours = [e for e in site.store.entries() if e.destination == f"slack:{TEAM}:{CHANNEL}"]
+    assert len(ours) == 2 and all(e.state is DeliveryState.SENT for e in ours)
+
+
+# -- OAuth installs --------------------------------------------------------------------------------------------
+def test_an_oauth_install_stores_the_token_sealed_and_an_uninstall_removes_it(
+    original: Path, tmp_path: Path, fake: FakeSlack
+) -> None:
+    from cryptography.fernet import Fernet
+
+    from bot.slack.parts import slack_parts
+
+    database = tmp_path / "site.db"
+    shutil.copy(original, database)
+    key = Fernet.generate_key().decode()
+    environ = {
+        "SLACK_SIGNING_SECRET": SECRET,
+        "SLACK_CLIENT_ID": "111.222",
+        "SLACK_CLIENT_SECRET": "client-secret",
+        "RANKBOT_SLACK_TOKEN_KEY": key,
+    }
+    settings = settings_for(fake, client_id_env="SLACK_CLIENT_ID", client_secret_env="SLACK_CLIENT_SECRET")
+    assert settings.slack_problems(environ) == []
+    token = "xoxb-installed-T0NEW"
+    fake.oauth_codes["code-1"] = {
+        "access_token": token,
+        "token_type": "bot",
+        "scope": "commands,chat:write",
+        "bot_user_id": "UBOT",
+        "app_id": "A0APP",
+        "team": {"id": "T0NEW", "name": "New team"},
+        "enterprise": None,
+        "is_enterprise_install": False,
+        "authed_user": {"id": "UINSTALLER"},
+    }
+    engine, serving = serve(database, fake, settings, environ)
+    with serving as url:
+        install = httpx.get(f"{url}/slack/install", timeout=30)
+        assert install.status_code == 200 and "client_id=111.222" in install.text
+        state = install.text.split("state=")[1].split("&")[0].split('"')[0]
+        cookie = install.headers["set-cookie"].split(";")[0]
+        finished = httpx.get(
+            f"{url}/slack/oauth_redirect", params={"code": "code-1", "state": state}, headers={"Cookie": cookie}
+        )
+        assert finished.status_code == 200, finished.text
+        with engine.connect() as connection:
+            [row] = connection.execute(select(INSTALL)).mappings().all()
+        assert row["team_id"] == "T0NEW" and token.encode() not in row["sealed"]
+        clients = slack_parts(settings, environ, engine).clients
+        assert clients.token({"team": "T0NEW", "channel": "C1"}) == token
+        site = SlackSite(url, fake, engine, DeliveryStore(engine))
+        body = command_body(fake, "subscribe daily", team_id="T0NEW", channel_id="C0NEWCHAN")
+        assert "Subscribed" in flat(site.post(body).json())
+        assert any(call == "users.info" for call, _ in fake.calls)
+        replay = httpx.get(f"{url}/slack/oauth_redirect", params={"code": "code-1", "state": state})
+        assert replay.status_code != 200  # a state is good once
+        assert post_json(site, event_body("app_uninstalled", team="T0NEW", event_id="Ev9")).status_code == 200
+        wait_for(lambda: not DeliveryStore(engine).destination("slack:T0NEW:C0NEWCHAN").enabled)  # type: ignore[union-attr]
+        with engine.connect() as connection:
+            assert connection.execute(select(INSTALL)).all() == []
+        with pytest.raises(Exception, match="not installed in the Slack workspace T0NEW"):
+            clients.token({"team": "T0NEW", "channel": "C1"})

@@ -7,8 +7,9 @@ when OAuth is configured) or over Socket Mode; the same handlers either way.
 - Acknowledging: an answer ready within ``ACK_BUDGET`` (from memory: nearly always) is the acknowledgement itself;
   otherwise the command is acknowledged at once and answered through its ``response_url`` — only to Slack's own
   host (``[slack] hooks_url``): a ``response_url`` anywhere else is refused without a request.
-- Once: the ``trigger_id`` or ``event_id`` of each request is recorded, so a retry (``X-Slack-Retry-Num``, or a
-  Socket Mode ``retry_attempt``) has no second side effect.
+- Once: the ``trigger_id`` or ``event_id`` of each request with a side effect (a change of subscription, a share,
+  an uninstall) is recorded after the acknowledgement, so a retry (``X-Slack-Retry-Num``, or a Socket Mode
+  ``retry_attempt``) has no second side effect. Questions are simply answered again.
 - Changing a channel's subscription needs a workspace admin or owner (``users.info``) or a user in
   ``[slack] admins``.
 """
@@ -20,13 +21,12 @@ import json
 import logging
 import re
 import time
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Mapping
 from typing import Any
 
 from slack_bolt.adapter.starlette.async_handler import AsyncSlackRequestHandler
-from slack_bolt.async_app import AsyncApp, AsyncBoltRequest
+from slack_bolt.async_app import AsyncApp
 from slack_bolt.oauth.async_oauth_settings import AsyncOAuthSettings
-from slack_bolt.response import BoltResponse
 from slack_sdk.errors import SlackApiError
 from slack_sdk.signature import Clock, SignatureVerifier
 from slack_sdk.web.async_client import AsyncWebClient
@@ -116,7 +116,6 @@ class SlackChat:
             process_before_response=False,
             raise_error_for_unhandled_request=False,
         )
-        app.use(self._once)
         app.command(COMMAND)(self._command)
         app.action(SHARE_ACTION)(self._share)
         app.event("app_uninstalled")(self._uninstalled)
@@ -124,13 +123,14 @@ class SlackChat:
         app.error(self._error)
         return app
 
-    async def _once(self, req: AsyncBoltRequest, resp: BoltResponse, next: Callable[[], Awaitable[Any]]) -> Any:
-        key = request_key(req.body)
-        if key is not None and not await asyncio.to_thread(self.requests.first_time, key):
-            retry = (req.headers.get("x-slack-retry-num") or ["?"])[0]
-            log.info("Slack retried %s (retry %s): already handled, nothing done again", key, retry)
-            return BoltResponse(status=200, body="")
-        return await next()
+    async def first_time(self, body: Mapping[str, Any]) -> bool:
+        """Whether this request's side effect is still to be done: ``False`` for a retry of one handled. Asked after
+        the acknowledgement, so a slow database never delays it."""
+        key = request_key(body)
+        if key is None or await asyncio.to_thread(self.requests.first_time, key):
+            return True
+        log.info("Slack sent %s again (a retry): already handled, nothing done twice", key)
+        return False
 
     async def _error(self, error: Exception, body: dict[str, Any]) -> None:
         log.error("Slack request failed: %s: %s", type(error).__name__, error)
@@ -170,7 +170,7 @@ class SlackChat:
     async def _command(self, ack: Any, body: dict[str, Any], client: AsyncWebClient) -> None:
         text = " ".join(str(body.get("text") or "").split())
         where = Where(str(body.get("team_id") or ""), str(body.get("channel_id") or ""))
-        work = asyncio.ensure_future(self.reply(client, str(body.get("user_id") or ""), text, where))
+        work = asyncio.ensure_future(self.reply(client, str(body.get("user_id") or ""), text, where, body))
         done, _ = await asyncio.wait({work}, timeout=ACK_BUDGET)
         if work in done:
             await ack(response_type="ephemeral", **_message_arguments(work.result()))
@@ -179,14 +179,19 @@ class SlackChat:
         reply = await work
         await self.respond(str(body.get("response_url") or ""), reply, response_type="ephemeral")
 
-    async def reply(self, client: AsyncWebClient, user: str, text: str, where: Where) -> SlackMessage:
-        """The reply to ``/rankings text`` from ``user``."""
+    async def reply(
+        self, client: AsyncWebClient, user: str, text: str, where: Where, body: Mapping[str, Any] | None = None
+    ) -> SlackMessage:
+        """The reply to ``/rankings text`` from ``user``; a change asked twice (a retry of ``body``) is made once."""
         try:
             command = parse_command(text)
         except CommandError as error:
             return notice_reply(problem(error, COMMAND))
-        if _changes(command) and not await self.is_admin(client, where.team, user):
-            return notice_reply(Notice((REFUSAL,)))
+        if _changes(command):
+            if not await self.is_admin(client, where.team, user):
+                return notice_reply(Notice((REFUSAL,)))
+            if body is not None and not await self.first_time(body):
+                return notice_reply(Notice(("Already done (Slack sent this command twice).",)))
         return await asyncio.to_thread(self._rendered, command, where, text)
 
     def _rendered(self, command: Command, where: Where, text: str) -> SlackMessage:
@@ -234,6 +239,8 @@ class SlackChat:
     # -- "Share to channel" ------------------------------------------------------------------------------
     async def _share(self, ack: Any, body: dict[str, Any], client: AsyncWebClient) -> None:
         await ack()
+        if not await self.first_time(body):
+            return
         actions = body.get("actions") or [{}]
         text = str(actions[0].get("value") or "")
         team = str((body.get("team") or {}).get("id") or body.get("team_id") or "")
@@ -247,6 +254,8 @@ class SlackChat:
 
     # -- uninstalls --------------------------------------------------------------------------------------
     async def _forget(self, body: dict[str, Any], why: str) -> None:
+        if not await self.first_time(body):
+            return
         team = str(body.get("team_id") or "")
         enterprise = body.get("enterprise_id")
         if self.installations is not None:
