@@ -301,3 +301,26 @@ def test_check_config_opens_the_database_lists_the_outputs_and_fails_as_run_woul
         "notable, quiet days skipped; weekly digest at '0 9 * * mon' UTC; operator notices" in result.stdout
     )
     assert "- archive (file → files in out/): daily alerts every day" in result.stdout
+
+
+def test_outbox_list_shows_channels_subscribed_from_chat_beside_configured_destinations(tmp_path: Path) -> None:
+    from bot.chat.channels import ChatChannels
+    from digests.commands import ChannelSettings, Subscribe, Unsubscribe
+    from storage.delivery import DeliveryStore
+    from storage.engine import open_database
+    from storage.repository import Repository
+
+    engine = open_database(f"sqlite:///{tmp_path / 'rankbot.db'}")
+    channels = ChatChannels("slack", DeliveryStore(engine), Repository(engine))
+    channels.subscribe("T0TEAM", "C0DAILY", Subscribe("daily"))
+    channels.change("T0TEAM", "C0DAILY", ChannelSettings(quiet="line"))
+    channels.subscribe("T0TEAM", "C0GONE", Subscribe("weekly"))
+    channels.unsubscribe("T0TEAM", "C0GONE", Unsubscribe())
+    engine.dispose()
+    env = {"RANKBOT_STORAGE_DATABASE_URL": f"sqlite:///{tmp_path / 'rankbot.db'}"}
+    result = rankbot("outbox", "list", cwd=tmp_path, env=env)
+    assert result.returncode == 0, result.stderr
+    rows = [" ".join(line.split()) for line in result.stdout.splitlines()]
+    lines = {row.split()[0]: row for row in rows if row.startswith("slack:")}
+    assert "slack slack daily alerts when notable, one line on quiet days enabled" in lines["slack:T0TEAM:C0DAILY"]
+    assert "disabled: unsubscribed from chat" in lines["slack:T0TEAM:C0GONE"]

@@ -618,3 +618,45 @@ def test_an_oauth_install_stores_the_token_sealed_and_an_uninstall_removes_it(
             assert connection.execute(select(INSTALL)).all() == []
         with pytest.raises(Exception, match="not installed in the Slack workspace T0NEW"):
             clients.token({"team": "T0NEW", "channel": "C1"})
+
+
+# -- Socket Mode -----------------------------------------------------------------------------------------------
+async def test_socket_mode_answers_the_same_commands_and_reconnects_after_a_drop(
+    original: Path, tmp_path: Path, fake: FakeSlack
+) -> None:
+    import asyncio
+
+    from bot.demo.fake_socket_mode import FakeSocketMode
+
+    database = tmp_path / "site.db"
+    shutil.copy(original, database)
+    engine = open_database(f"sqlite:///{database}")
+    environ = {"SLACK_BOT_TOKEN": fake.token, "SLACK_APP_TOKEN": "xapp-test"}
+    settings = settings_for(fake)
+    assert settings.slack_problems(environ) == []  # no signing secret needed over Socket Mode
+    data = SiteData(Repository(engine), Archive(engine), DigestSettings())
+    chat = slack_chat(settings, environ, engine, data)
+    stopping = asyncio.Event()
+    async with FakeSocketMode() as socket:
+        fake.socket_url = socket.url
+        running = asyncio.create_task(chat.socket_mode("xapp-test", stopping))
+        try:
+            async with asyncio.timeout(20):
+                await socket.connected(1)
+                form = dict(item.split("=", 1) for item in command_body(fake, "PLACEHOLDER").decode().split("&"))
+                payload = {key: httpx.QueryParams(f"v={value}")["v"] for key, value in form.items()}
+                top = await socket.send("slash_commands", {**payload, "text": "top 5"})
+                assert "Top 5 on OpenRouter — the day" in flat(top["payload"])
+                assert top["payload"]["response_type"] == "ephemeral"
+                await socket.drop()
+                await socket.connected(2)  # slack_sdk opened a new connection (apps.connections.open again)
+                changed = await socket.send("slash_commands", {**payload, "text": "subscribe weekly"})
+                assert "Subscribed: this channel gets the weekly digest" in flat(changed["payload"])
+                refused = await socket.send("slash_commands", {**payload, "text": "unsubscribe", "user_id": "UUSER"})
+                assert "Only a workspace admin or owner" in flat(refused["payload"])
+        finally:
+            stopping.set()
+            await running
+    assert fake.socket_opens >= 2
+    destination = DeliveryStore(engine).destination(f"slack:{TEAM}:{CHANNEL}")
+    assert destination is not None and destination.subscription.weekly

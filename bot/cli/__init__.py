@@ -32,6 +32,7 @@ from bot.cli.plumbing import (
     parse_date,
     run,
     settings_from,
+    subscription_text,
     today_utc,
 )
 from bot.config import Settings
@@ -206,17 +207,7 @@ def describe_output(output: Output, settings: Settings) -> str:
     }.get(output.kind, lambda: output.kind)()
     if isinstance(output, WebhookOutput) and output.secret_env:
         target += f", signed with ${output.secret_env}"
-    subscription = output.subscription(settings.service)
-    parts = []
-    if subscription.daily:
-        when = "when notable" if subscription.notable_only else "every day"
-        quiet = "one line on quiet days" if subscription.quiet_day == "line" else "quiet days skipped"
-        parts.append(f"daily alerts {when}" + (f", {quiet}" if subscription.notable_only else ""))
-    if subscription.weekly:
-        parts.append(f"weekly digest at '{subscription.weekly_cron}' {subscription.timezone}")
-    if subscription.notices:
-        parts.append("operator notices")
-    return f"{output.name} ({output.kind} → {target}): {'; '.join(parts) or 'nothing (no daily, weekly or notices)'}"
+    return f"{output.name} ({output.kind} → {target}): {subscription_text(output.subscription(settings.service))}"
 
 
 def web_line(settings: Settings) -> str:

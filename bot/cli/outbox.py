@@ -9,7 +9,7 @@ from typing import Annotated
 import typer
 from rich.table import Table
 
-from bot.cli.plumbing import ConfigOption, fail, out, run, settings_from
+from bot.cli.plumbing import ConfigOption, fail, out, run, settings_from, subscription_text
 from digests.delivery import DeliveryState
 from storage.delivery import DeliveryStore
 from storage.engine import open_database
@@ -29,9 +29,19 @@ def outbox_list(
     limit: Annotated[int, typer.Option(help="How many rows, newest first.", min=1)] = 50,
     config: ConfigOption = None,
 ) -> None:
-    """Show outbox rows (newest first) and the backlog by state."""
+    """Show the destinations (configured and subscribed from chat), the outbox rows (newest first) and the backlog
+    by state."""
     store = open_store(config)
     try:
+        places = Table("destination", "kind", "from", "receives", "state", box=None)
+        for destination in store.destinations():
+            standing = "enabled" if destination.enabled else f"disabled: {destination.disabled_reason}"
+            if destination.enabled and destination.failures:
+                standing = f"failing ({destination.failures} in a row): {(destination.last_error or '')[:60]}"
+            watching = len(destination.target.get("watch") or ())
+            receives = subscription_text(destination.subscription, watching)
+            places.add_row(destination.name, destination.kind, destination.origin, receives, standing)
+        out.print(places)
         backlog = store.backlog()
         out.print("backlog: " + ", ".join(f"{name} {count}" for name, count in backlog.items()), highlight=False)
         table = Table("id", "message", "destination", "state", "tries", "next try (UTC)", "last error", box=None)

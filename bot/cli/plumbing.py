@@ -16,6 +16,7 @@ from rich.markup import escape
 from bot.config import ConfigError, Settings, load_settings
 from bot.leadership import InstanceLockedError
 from bot.sources.errors import SourceError
+from digests.delivery import Subscription
 from digests.digest import NoDataError
 from storage.engine import DatabaseError
 
@@ -81,3 +82,19 @@ def parse_date(value: str, option: str) -> date:
         return date.fromisoformat(value)
     except ValueError:
         fail(f"{option} {value!r} is not a date: use YYYY-MM-DD")
+
+
+def subscription_text(subscription: Subscription, watching: int = 0) -> str:
+    """``daily alerts when notable, quiet days skipped; weekly digest at '0 9 * * mon' UTC; operator notices``"""
+    parts = []
+    if subscription.daily:
+        when = "when notable" if subscription.notable_only else "every day"
+        quiet = "one line on quiet days" if subscription.quiet_day == "line" else "quiet days skipped"
+        parts.append(f"daily alerts {when}" + (f", {quiet}" if subscription.notable_only else ""))
+    if subscription.weekly:
+        parts.append(f"weekly digest at '{subscription.weekly_cron}' {subscription.timezone}")
+    if subscription.notices:
+        parts.append("operator notices")
+    if watching:
+        parts.append(f"watching {watching} model{'s' if watching > 1 else ''}")
+    return "; ".join(parts) or "nothing (no daily, weekly or notices)"
