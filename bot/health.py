@@ -9,6 +9,7 @@ from typing import Any
 
 from bot.outbox import HEARTBEAT_SECONDS
 from storage.delivery import DeliveryStore
+from storage.outbox_rows import WITHDRAWN
 from storage.repository import Repository
 from storage.service_state import ServiceState
 
@@ -28,6 +29,7 @@ def health_report(
     last_poll, poll_error = state.state(LAST_POLL), state.state("last_poll_error")
     stale = store.stale_claims(STALE_AFTER)
     failing = store.failing_destinations(FAILING_AFTER)
+    disabled = [d for d in store.destinations() if not d.enabled and d.disabled_reason not in WITHDRAWN]
     problems = [notice.text for notice in notices]
     if last_poll is None:
         problems.append("no successful poll yet" + (f": {poll_error}" if poll_error else ""))
@@ -62,5 +64,6 @@ def health_report(
             for claim in stale
         ],
         "failing_destinations": [{"name": d.name, "failures": d.failures, "last_error": d.last_error} for d in failing],
+        "disabled_destinations": [{"name": d.name, "reason": d.disabled_reason} for d in disabled],
         "notices": [{"key": n.key, "text": n.text, "raised_at": n.raised_at.isoformat()} for n in notices],
     }

@@ -20,6 +20,7 @@ from slack_sdk.web.async_client import AsyncWebClient
 
 from bot.config import SlackConfig
 from bot.demo.fake_slack import Answer, FakeSlack
+from bot.health import health_report
 from bot.outbox import OutboxWorker
 from bot.publishers.contract import Delivery
 from bot.publishers.registry import Publishers, publisher_factories
@@ -43,6 +44,8 @@ from digests.render.slack import (
 from storage.archive import Archive
 from storage.delivery import DeliveryStore
 from storage.pacing import Pacer
+from storage.repository import Repository
+from storage.service_state import ServiceState
 from tests.conftest import Clock
 from tests.test_text import CATALOGUE
 from tests.test_text import history as text_history
@@ -220,6 +223,8 @@ async def test_a_channel_slack_says_is_gone_is_disabled_with_the_reason(
     assert [m for m, _ in slack.calls].count("chat.postMessage") == 1
     [entry] = store.entries()
     assert entry.state is DeliveryState.DEAD and entry.attempts == 1
+    health = health_report(Repository(store.engine), store, ServiceState(store.engine), "w", timedelta(60), True)
+    assert health["disabled_destinations"] == [{"name": "team", "reason": destination.disabled_reason}]
 
 
 @pytest.mark.parametrize("answer", [Answer(502, "<html>bad gateway</html>"), Answer(200, "<html>maintenance</html>")])

@@ -456,7 +456,10 @@ def test_share_to_channel_posts_the_answer_once_with_who_shared_it_even_when_ret
     assert button["value"] == "top 3"
     body = share_body(site, button["value"], "trigger-share-1")
     assert site.post(body).status_code == 200
-    assert site.post(body, {**signed(body), "X-Slack-Retry-Num": "1", "X-Slack-Retry-Reason": "timeout"}).status_code == 200
+    assert (
+        site.post(body, {**signed(body), "X-Slack-Retry-Num": "1", "X-Slack-Retry-Reason": "timeout"}).status_code
+        == 200
+    )
     wait_for(lambda: len([r for n, r in site.fake.responses if n == "share"]) >= 2)
     time.sleep(0.3)
     answers = [r for n, r in site.fake.responses if n == "share"]
@@ -506,7 +509,7 @@ def test_an_uninstall_disables_the_workspaces_channels_once_even_when_retried(si
     wait_for(lambda: all(not d.enabled for d in site.store.destinations() if d.origin == "slack"))
     disabled = [d for d in site.store.destinations() if d.origin == "slack"]
     assert len(disabled) == 2 and {d.disabled_reason for d in disabled} == {UNINSTALLED}
-    dead, notices = site.store.dead_or_disabled()
+    _, notices = site.store.dead_or_disabled()
     assert notices == []  # an uninstall is someone's choice: no operator notice
 
 
@@ -660,3 +663,40 @@ async def test_socket_mode_answers_the_same_commands_and_reconnects_after_a_drop
     assert fake.socket_opens >= 2
     destination = DeliveryStore(engine).destination(f"slack:{TEAM}:{CHANNEL}")
     assert destination is not None and destination.subscription.weekly
+
+
+def test_settings_say_why_a_channel_is_not_posted_to(site: SlackSite) -> None:
+    site.reply("subscribe daily")
+    reason = "Slack answered not_in_channel: the app is not in the channel: /invite it, or give it chat:write.public"
+    site.store.disable_destination(f"slack:{TEAM}:{CHANNEL}", reason)
+    assert f"Not posting:* {reason}" in site.reply("settings", "UUSER")["blocks"][0]["text"]["text"]
+    assert "Subscribed" in flat(site.reply("subscribe daily"))  # subscribing again (after /invite) turns it back on
+    back = site.store.destination(f"slack:{TEAM}:{CHANNEL}")
+    assert back is not None and back.enabled
+
+
+@pytest.mark.parametrize("name", ["manifest.yml", "manifest.socket-mode.yml"])
+def test_the_app_manifests_ask_for_what_the_app_uses(name: str) -> None:
+    import yaml
+
+    from bot.slack.app import COMMAND, SCOPES
+
+    manifest = yaml.safe_load((Path(__file__).parent.parent / "slack" / name).read_text())
+    [command] = manifest["features"]["slash_commands"]
+    assert command["command"] == COMMAND and command["should_escape"] is False
+    assert tuple(manifest["oauth_config"]["scopes"]["bot"]) == SCOPES
+    settings = manifest["settings"]
+    assert set(settings["event_subscriptions"]["bot_events"]) == {"app_uninstalled", "tokens_revoked"}
+    assert settings["interactivity"]["is_enabled"] is True
+    socket = name == "manifest.socket-mode.yml"
+    assert settings["socket_mode_enabled"] is socket
+    urls = [
+        command.get("url"),
+        settings["event_subscriptions"].get("request_url"),
+        settings["interactivity"].get("request_url"),
+    ]
+    if socket:
+        assert urls == [None, None, None]
+    else:
+        assert all(url is not None and url.endswith("/slack/events") for url in urls)
+        assert manifest["oauth_config"]["redirect_urls"][0].endswith("/slack/oauth_redirect")

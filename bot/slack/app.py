@@ -51,7 +51,17 @@ COMMAND = "/rankings"
 ACK_BUDGET = 0.5
 """Seconds an answer may take to be the acknowledgement itself (Slack waits 3 s for one)."""
 ADMIN_CACHE_SECONDS = 300.0
-SCOPES = ("commands", "chat:write", "chat:write.public", "channels:history", "groups:history", "users:read")
+SCOPES = (
+    "commands",
+    "chat:write",
+    "chat:write.public",
+    "channels:history",
+    "groups:history",
+    "users:read",
+    "files:write",
+    "files:read",
+)
+"""What the app asks for when installed (the same as slack/manifest.yml)."""
 REFUSAL = (
     "Only a workspace admin or owner (or someone rankbot's operator named in `[slack] admins`) can change what this "
     "channel receives. Anyone can ask for the rankings: try `/rankings` or `/rankings help`."
