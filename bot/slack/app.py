@@ -17,11 +17,12 @@ when OAuth is configured) or over Socket Mode; the same handlers either way.
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
 import re
+import threading
 import time
-from collections.abc import Mapping
+from collections import OrderedDict
+from collections.abc import Coroutine, Mapping
 from typing import Any
 
 from slack_bolt.adapter.starlette.async_handler import AsyncSlackRequestHandler
@@ -51,6 +52,7 @@ COMMAND = "/rankings"
 ACK_BUDGET = 0.5
 """Seconds an answer may take to be the acknowledgement itself (Slack waits 3 s for one)."""
 ADMIN_CACHE_SECONDS = 300.0
+ANSWERS_KEPT = 512
 SCOPES = (
     "commands",
     "chat:write",
@@ -97,6 +99,9 @@ class SlackChat:
         self.store = store
         self.installations = installations
         self._admins: dict[tuple[str, str], tuple[bool, float]] = {}
+        self._answers: OrderedDict[tuple[str, str], SlackMessage] = OrderedDict()
+        self._lock = threading.Lock()
+        self._following: set[asyncio.Task[None]] = set()
         secret = environ.get(config.signing_secret_env) or ""
         self.verifier = SignatureVerifier(secret, clock or Clock()) if secret else None
         self.bolt = self._bolt(config, environ, secret, state_store)
@@ -123,7 +128,7 @@ class SlackChat:
             signing_secret=secret or "socket-mode",  # checked in `events` (HTTP); Socket Mode is not signed
             request_verification_enabled=False,
             oauth_settings=oauth,
-            process_before_response=False,
+            process_before_response=True,  # listeners acknowledge themselves; slow work continues in a task
             raise_error_for_unhandled_request=False,
         )
         app.command(COMMAND)(self._command)
@@ -180,14 +185,33 @@ class SlackChat:
     async def _command(self, ack: Any, body: dict[str, Any], client: AsyncWebClient) -> None:
         text = " ".join(str(body.get("text") or "").split())
         where = Where(str(body.get("team_id") or ""), str(body.get("channel_id") or ""))
+        known = self._remembered(text)
+        if known is not None:  # the common case: answered from memory, on the event loop
+            await ack(response_type="ephemeral", **_message_arguments(known))
+            return
         work = asyncio.ensure_future(self.reply(client, str(body.get("user_id") or ""), text, where, body))
         done, _ = await asyncio.wait({work}, timeout=ACK_BUDGET)
         if work in done:
             await ack(response_type="ephemeral", **_message_arguments(work.result()))
             return
-        await ack()
-        reply = await work
-        await self.respond(str(body.get("response_url") or ""), reply, response_type="ephemeral")
+        await ack()  # Slack hears back at once; the answer follows through response_url
+        self.later(self._follow_up(work, str(body.get("response_url") or "")), "a slow /rankings answer")
+
+    def later(self, work: Coroutine[Any, Any, None], what: str) -> None:
+        """Run ``work`` after the acknowledgement has gone (bolt answers Slack when the listener returns)."""
+
+        async def run() -> None:
+            try:
+                await work
+            except Exception:
+                log.exception("%s failed", what)
+
+        task = asyncio.create_task(run())
+        self._following.add(task)
+        task.add_done_callback(self._following.discard)
+
+    async def _follow_up(self, work: asyncio.Future[SlackMessage], response_url: str) -> None:
+        await self.respond(response_url, await work, response_type="ephemeral")
 
     async def reply(
         self, client: AsyncWebClient, user: str, text: str, where: Where, body: Mapping[str, Any] | None = None
@@ -202,20 +226,28 @@ class SlackChat:
                 return notice_reply(Notice((REFUSAL,)))
             if body is not None and not await self.first_time(body):
                 return notice_reply(Notice(("Already done (Slack sent this command twice).",)))
+        if isinstance(command, CHANGES_SETTINGS):
+            return await asyncio.to_thread(lambda: reply_message(self.answers.answer(command, where)))
         return await asyncio.to_thread(self._rendered, command, where, text)
 
+    def _remembered(self, text: str) -> SlackMessage | None:
+        """The answer to a question already answered for the current site version, without touching the database
+        (``None``: work it out)."""
+        version = self.answers.data.fresh_version()
+        if version is None:
+            return None
+        with self._lock:
+            return self._answers.get((version, text))
+
     def _rendered(self, command: Command, where: Where, text: str) -> SlackMessage:
-        if isinstance(command, CHANGES_SETTINGS):
-            return reply_message(self.answers.answer(command, where))
-        # the same question gets the same answer until the site version changes: rendered once
-        from bot.web.site import Rendered
-
-        def render() -> Rendered:
-            message = reply_message(self.answers.answer(command, where), text)
-            return Rendered(json.dumps(message.payload()).encode(), "application/json")
-
-        payload = json.loads(self.answers.data.page(f"slack:{command!r}", self.answers.version(), render).body)
-        return SlackMessage(payload["text"], tuple(payload["blocks"]))
+        """A question's answer, worked out once per site version (a new day or digest) and then kept."""
+        version = self.answers.version()
+        message = reply_message(self.answers.answer(command, where), text)
+        with self._lock:
+            self._answers[(version, text)] = message
+            while len(self._answers) > ANSWERS_KEPT:
+                self._answers.popitem(last=False)
+        return message
 
     async def is_admin(self, client: AsyncWebClient, team: str, user: str) -> bool:
         if user in self.config.admins:
@@ -249,6 +281,9 @@ class SlackChat:
     # -- "Share to channel" ------------------------------------------------------------------------------
     async def _share(self, ack: Any, body: dict[str, Any], client: AsyncWebClient) -> None:
         await ack()
+        self.later(self._shared(body, client), "Share to channel")
+
+    async def _shared(self, body: dict[str, Any], client: AsyncWebClient) -> None:
         if not await self.first_time(body):
             return
         actions = body.get("actions") or [{}]
@@ -273,12 +308,14 @@ class SlackChat:
         names = await asyncio.to_thread(self.store.disable_destinations, f"slack:{team}:", UNINSTALLED)
         log.warning("Slack workspace %s: %s; its install is deleted and %d channels disabled", team, why, len(names))
 
-    async def _uninstalled(self, body: dict[str, Any]) -> None:
-        await self._forget(body, "the app was uninstalled")
+    async def _uninstalled(self, ack: Any, body: dict[str, Any]) -> None:
+        await ack()
+        self.later(self._forget(body, "the app was uninstalled"), "forgetting an uninstalled workspace")
 
-    async def _revoked(self, body: dict[str, Any], event: dict[str, Any]) -> None:
+    async def _revoked(self, ack: Any, body: dict[str, Any], event: dict[str, Any]) -> None:
+        await ack()
         if (event.get("tokens") or {}).get("bot"):
-            await self._forget(body, "its bot token was revoked")
+            self.later(self._forget(body, "its bot token was revoked"), "forgetting a revoked token")
 
     # -- Socket Mode -------------------------------------------------------------------------------------
     async def socket_mode(self, app_token: str, stopping: asyncio.Event) -> None:

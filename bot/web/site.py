@@ -8,6 +8,7 @@ Every method here reads the database or renders: call it in a thread.
 
 from __future__ import annotations
 
+import gc
 import hashlib
 import threading
 import time
@@ -81,6 +82,7 @@ class SiteData:
             if self._history is None or self._history[0] != version:
                 self._history = (version, self.repo.history(), self.repo.models())
                 self._digests.clear()
+                gc.freeze()  # years of days stay for hours: the collector need not walk them on every pass
             return self._history
 
     def history(self) -> tuple[tuple[DaySnapshot, ...], dict[str, ModelInfo]]:
