@@ -63,10 +63,11 @@ def hook_output(webhook: FakeWebhook, name: str, check: bool = True, **extra: ob
     return output | extra
 
 
-def start(config: Path, *args: str, cwd: Path) -> subprocess.Popen[str]:
-    environ = {k: v for k, v in os.environ.items() if not k.startswith("RANKBOT_")}
+def start(config: Path, *args: str, cwd: Path, env: dict[str, str] | None = None) -> subprocess.Popen[str]:
+    environ = {k: v for k, v in os.environ.items() if not k.startswith(("RANKBOT_", "SLACK_"))}
     environ[SECRET_ENV] = WEBHOOK_SECRET
     environ["COLUMNS"] = "200"
+    environ.update(env or {})
     return subprocess.Popen(
         [sys.executable, "-m", "bot", *args, "--config", str(config)],
         cwd=cwd,
@@ -77,9 +78,9 @@ def start(config: Path, *args: str, cwd: Path) -> subprocess.Popen[str]:
     )
 
 
-def finish(config: Path, *args: str, cwd: Path) -> tuple[int, str, str]:
+def finish(config: Path, *args: str, cwd: Path, env: dict[str, str] | None = None) -> tuple[int, str, str]:
     """Run a ``rankbot`` command to its end: exit code, stdout, stderr."""
-    process = start(config, *args, cwd=cwd)
+    process = start(config, *args, cwd=cwd, env=env)
     out, err = process.communicate(timeout=120)
     return process.returncode, out, err
 

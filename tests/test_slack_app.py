@@ -700,3 +700,43 @@ def test_the_app_manifests_ask_for_what_the_app_uses(name: str) -> None:
     else:
         assert all(url is not None and url.endswith("/slack/events") for url in urls)
         assert manifest["oauth_config"]["redirect_urls"][0].endswith("/slack/oauth_redirect")
+
+
+# -- rankbot run -----------------------------------------------------------------------------------------------
+def test_rankbot_run_serves_the_slack_endpoint_and_refuses_to_start_without_its_signing_secret(
+    generated: SyntheticHistory, original: Path, tmp_path: Path, fake: FakeSlack
+) -> None:
+    from bot.demo.server import FakeOpenRouter
+    from tests.processes import finish, free_port, health, start, stop, write_config
+    from tests.processes import wait_for as wait_until
+
+    database = tmp_path / "site.db"
+    shutil.copy(original, database)
+    today = generated.days[-1].day + timedelta(days=1)
+    with FakeOpenRouter(generated.days, generated.catalogue, today=today, api_key=None) as openrouter:
+        port = free_port()
+        config = write_config(
+            tmp_path / "config.toml", openrouter=openrouter.url, database_url=f"sqlite:///{database}", port=port,
+            outputs=[],
+        )  # fmt: skip
+        with config.open("a") as text:
+            text.write(f'[slack]\napi_url = "{fake.api_url}"\nhooks_url = "{fake.url}/response/"\n')
+        code, _, err = finish(config, "run", cwd=tmp_path, env={"SLACK_BOT_TOKEN": fake.token})
+        assert code != 0 and "needs the signing secret: set the environment variable SLACK_SIGNING_SECRET" in err
+        process = start(
+            config, "run", cwd=tmp_path, env={"SLACK_BOT_TOKEN": fake.token, "SLACK_SIGNING_SECRET": SECRET}
+        )
+        try:
+            wait_until(lambda: health(port).get("latest_day"), what="rankbot run")
+            site = SlackSite(f"http://127.0.0.1:{port}", fake, None, None)  # type: ignore[arg-type]
+            reply = site.reply("week")
+            assert "Top 10 on OpenRouter — the week" in flat(reply) and "CC BY 4.0" in flat(reply)
+            assert "Subscribed" in flat(site.reply("subscribe weekly"))
+            assert site.command("top 3", **{"trigger_id": "x"}).status_code == 200
+            assert site.post(command_body(fake, "top 3"), {"X-Slack-Signature": "v0=00"}).status_code == 401
+        finally:
+            code, log = stop(process)
+        assert code == 0, log
+        assert SECRET not in log and fake.token not in log
+    destination = DeliveryStore(open_database(f"sqlite:///{database}")).destination(f"slack:{TEAM}:{CHANNEL}")
+    assert destination is not None and destination.subscription.weekly
