@@ -31,7 +31,7 @@ from pathlib import Path
 from urllib.parse import urlencode
 
 import httpx
-from bench_web import wrk  # benchmarks run as scripts: their folder is on the path
+from bench_web import wait_until_up, wrk  # benchmarks run as scripts: their folder is on the path
 
 from bot.chat.channels import ChatChannels
 from bot.config import Settings, SlackConfig
@@ -168,16 +168,7 @@ def load(args: argparse.Namespace, folder: Path) -> None:
         server.start()
         try:
             base = f"http://127.0.0.1:{port}"
-            deadline = time.monotonic() + 60
-            while True:
-                try:
-                    if httpx.get(f"{base}/hello", timeout=2).status_code == 200:
-                        break
-                except httpx.HTTPError:
-                    pass
-                if time.monotonic() > deadline:
-                    raise SystemExit("the app did not start")
-                time.sleep(0.2)
+            wait_until_up(f"{base}/hello")
             scripts = {text: signing_script(text, folder) for text in ("", "week")}
             for text in scripts:  # the first answer builds the digest; wrk measures what people then get
                 body = command_body(text)

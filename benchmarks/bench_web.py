@@ -65,6 +65,20 @@ def serve(database: Path, port: int) -> None:
     uvicorn.run(app, host="127.0.0.1", port=port, log_level="warning", access_log=False, proxy_headers=False)
 
 
+def wait_until_up(url: str, seconds: float = 60.0) -> None:
+    """Until ``url`` answers 200 (the server process has started)."""
+    deadline = time.monotonic() + seconds
+    while True:
+        try:
+            if httpx.get(url, timeout=2).status_code == 200:
+                return
+        except httpx.HTTPError:
+            pass
+        if time.monotonic() > deadline:
+            raise SystemExit(f"the server did not start: {url} did not answer")
+        time.sleep(0.2)
+
+
 def wrk(url: str, seconds: int, connections: int) -> tuple[float, float, float]:
     """(requests/s, p50 ms, p99 ms) from wrk's latency distribution."""
     output = subprocess.run(
@@ -99,16 +113,7 @@ def main() -> None:
         server.start()
         try:
             base = f"http://127.0.0.1:{port}"
-            deadline = time.monotonic() + 60
-            while True:
-                try:
-                    if httpx.get(f"{base}/hello", timeout=2).status_code == 200:
-                        break
-                except httpx.HTTPError:
-                    pass
-                if time.monotonic() > deadline:
-                    raise SystemExit("the web app did not start")
-                time.sleep(0.2)
+            wait_until_up(f"{base}/hello")
             for path in ("/", "/feed.atom"):  # the first request renders; wrk measures what readers then get
                 first = time.perf_counter()
                 httpx.get(base + path, timeout=60).raise_for_status()

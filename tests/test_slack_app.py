@@ -740,3 +740,19 @@ def test_rankbot_run_serves_the_slack_endpoint_and_refuses_to_start_without_its_
         assert SECRET not in log and fake.token not in log
     destination = DeliveryStore(open_database(f"sqlite:///{database}")).destination(f"slack:{TEAM}:{CHANNEL}")
     assert destination is not None and destination.subscription.weekly
+
+
+def test_a_known_answer_is_the_same_from_memory_and_follows_a_new_day(site: SlackSite) -> None:
+    from digests.model import DaySnapshot
+
+    first = site.command("top 3")  # worked out through bolt, then kept
+    again = site.command("top 3")  # served from memory
+    assert first.json() == again.json() and again.headers["content-type"].startswith("application/json")
+    other_team = site.post(command_body(site.fake, "top 3", team_id="T0OTHER"))
+    assert other_team.json() == first.json()  # (bolt authorized it; a single-workspace token answers any team)
+    repo = Repository(site.engine)
+    latest = repo.history()[-1]
+    new_day = latest.day + timedelta(days=1)
+    as_of = datetime.combine(new_day + timedelta(days=1), datetime.min.time(), tzinfo=UTC)
+    repo.add_day(DaySnapshot.of(new_day, [*((r.permaslug, r.tokens) for r in latest.rows), ("other", 1)], as_of))
+    wait_for(lambda: f"Source day {new_day} (UTC, complete)" in flat(site.command("top 3").json()), 10)

@@ -62,6 +62,13 @@ class SiteData:
             return known[0]
         return None
 
+    def last_version(self) -> tuple[str, bool] | None:
+        """The site version last read, and whether it is still fresh (no database call; ``None``: never read)."""
+        known = self._version
+        if known is None:
+            return None
+        return known[0], self.monotonic() - known[1] < VERSION_SECONDS
+
     def version(self) -> str:
         """The site version, read again when the one known is more than ``VERSION_SECONDS`` old."""
         fresh = self.fresh_version()
