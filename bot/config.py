@@ -24,6 +24,7 @@ from sqlalchemy.engine import make_url
 from bot.config_outputs import (
     ENV_NAME,
     ConsoleOutput,
+    DiscordWebhookOutput,
     FileOutput,
     Output,
     Section,
@@ -35,6 +36,7 @@ from digests.delivery import LEASE_MARGIN_SECONDS
 from digests.model import DigestSettings
 
 ENV_PREFIX = "RANKBOT_"
+OUTPUT_KINDS = ("console", "file", "webhook", "slack", "discord", "discord_webhook")
 
 
 class ConfigError(Exception):
@@ -200,6 +202,28 @@ class SlackConfig(Section):
         return bool(self.client_id_env and environ.get(self.client_id_env))
 
 
+class DiscordConfig(Section):
+    """The Discord bot: its token comes from the environment variable named here."""
+
+    token_env: str = Field("DISCORD_BOT_TOKEN", pattern=ENV_NAME)
+    api_url: str = "https://discord.com/api/v10"
+    test_guild: str | None = Field(None, pattern=r"^\d{15,21}$")
+    """Sync ``/rankings`` to this one server (instant, for trying changes); otherwise globally."""
+    cooldown_commands: int = Field(5, ge=1)
+    cooldown_seconds: float = Field(10.0, gt=0)
+    """One person may give ``cooldown_commands`` commands per ``cooldown_seconds``; more get a "slow down"."""
+
+    @field_validator("api_url")
+    @classmethod
+    def _web_address(cls, value: str) -> str:
+        if not value.startswith(("http://", "https://")):
+            raise ValueError(f"{value!r} must start with https:// (or http:// for a local fake)")
+        return value.rstrip("/")
+
+    def token(self, environ: Mapping[str, str]) -> str | None:
+        return environ.get(self.token_env) or None
+
+
 class Settings(Section):
     openrouter: OpenRouterConfig = OpenRouterConfig()
     storage: StorageConfig = StorageConfig()
@@ -208,6 +232,7 @@ class Settings(Section):
     service: ServiceConfig = ServiceConfig()
     web: WebConfig = WebConfig()
     slack: SlackConfig = SlackConfig()
+    discord: DiscordConfig = DiscordConfig()
     outputs: tuple[Output, ...] = ()
 
     @field_validator("outputs")
@@ -268,7 +293,7 @@ class Settings(Section):
         except ConfigError as error:
             return [str(error)]
         linked = [output.name for output in self.outputs if output.needs_public_url]
-        problems = self.missing_secrets(environ) + self.slack_problems(environ)
+        problems = self.missing_secrets(environ) + self.slack_problems(environ) + self.discord_problems(environ)
         if linked and not self.web.public_url:
             problems.append(
                 f"outputs {', '.join(repr(name) for name in linked)} link to the archive and its charts: set "
@@ -304,6 +329,29 @@ class Settings(Section):
                 f"the Slack endpoint /slack/events needs the signing secret: set the environment variable "
                 f"{slack.signing_secret_env} (slack.signing_secret_env), or set {slack.app_token_env} for Socket Mode"
             )
+        return problems
+
+    def discord_used(self, environ: Mapping[str, str]) -> bool:
+        """Discord is on when its bot token is set or an output posts to Discord."""
+        return bool(
+            self.discord.token(environ) or any(o.kind in ("discord", "discord_webhook") for o in self.outputs)
+        )
+
+    def discord_problems(self, environ: Mapping[str, str]) -> list[str]:
+        """What stops Discord from working: no bot token for a bot output, no URL for a webhook output."""
+        problems = []
+        posted = [o.name for o in self.outputs if o.kind == "discord"]
+        if posted and not self.discord.token(environ):
+            problems.append(
+                f"outputs {', '.join(repr(n) for n in posted)} post as the Discord bot: set the environment variable "
+                f"{self.discord.token_env} (discord.token_env) to the bot's token"
+            )
+        for output in self.outputs:
+            if isinstance(output, DiscordWebhookOutput) and not environ.get(output.url_env):
+                problems.append(
+                    f"outputs '{output.name}' needs the environment variable {output.url_env} (its url_env) set to "
+                    "the webhook's URL (Server Settings → Integrations → Webhooks → Copy Webhook URL)"
+                )
         return problems
 
     def api_key(self, environ: Mapping[str, str]) -> str | None:
@@ -383,7 +431,7 @@ def _env_overrides(environ: Mapping[str, str]) -> tuple[dict[str, dict[str, Any]
 def _key(loc: tuple[int | str, ...]) -> str:
     """``service.port``, or ``outputs[2].url`` for an ``[[outputs]]`` entry (the kind tag left out)."""
     if len(loc) >= 2 and loc[0] == "outputs" and isinstance(loc[1], int):
-        rest = [str(part) for part in loc[2:] if part not in ("console", "file", "webhook")]
+        rest = [str(part) for part in loc[2:] if part not in OUTPUT_KINDS]
         return f"outputs[{loc[1]}]" + "".join(f".{part}" for part in rest)
     return ".".join(str(part) for part in loc[:2])
 

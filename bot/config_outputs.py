@@ -132,4 +132,37 @@ class SlackOutput(_Destination):
 SLACK_SEND_TIMEOUT = 30.0
 """The longest one Slack delivery may take: a post (two or three for a long digest, a second apart) or an upload."""
 
-Output = Annotated[ConsoleOutput | FileOutput | WebhookOutput | SlackOutput, Field(discriminator="kind")]
+DISCORD_SEND_TIMEOUT = 60.0
+"""The longest one Discord delivery may take: discord.py retries a 5xx a few times (1, 3, 5 … s apart) itself."""
+SNOWFLAKE = r"^\d{15,21}$"
+
+
+class _DiscordDestination(_Destination):
+    top: int = Field(10, ge=1, le=50)
+    """How many rows the posted table shows."""
+    mention_role: str | None = Field(None, pattern=SNOWFLAKE)
+    """A role to ping with each digest (opt-in): the only mention any rankbot message allows."""
+
+    def send_timeout(self) -> float | None:
+        return DISCORD_SEND_TIMEOUT
+
+
+class DiscordOutput(_DiscordDestination):
+    """A Discord channel the bot posts digests to (an embed with the bump chart attached)."""
+
+    kind: Literal["discord"]
+    channel_id: str = Field(pattern=SNOWFLAKE)
+
+
+class DiscordWebhookOutput(_DiscordDestination):
+    """A Discord webhook: the same embeds, without a bot. Its URL holds its token, so it comes from the environment
+    variable named here, never from the config file."""
+
+    kind: Literal["discord_webhook"]
+    url_env: str = Field(pattern=ENV_NAME)
+
+
+Output = Annotated[
+    ConsoleOutput | FileOutput | WebhookOutput | SlackOutput | DiscordOutput | DiscordWebhookOutput,
+    Field(discriminator="kind"),
+]

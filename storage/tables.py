@@ -216,3 +216,15 @@ class OAuthStateRecord(SQLModel, table=True):
 
     state: str = Field(primary_key=True, max_length=100)
     expires_at: datetime = Field(sa_column=Column(DateTime(timezone=True), nullable=False))
+
+
+class SentPartRecord(SQLModel, table=True):
+    """One message of a delivery that the destination took, recorded as soon as it was posted: a retry or a check
+    after a crash knows what is there (and can read it back by id) without posting it again."""
+
+    __tablename__ = "sent_part"
+
+    delivery: str = Field(primary_key=True, max_length=300)
+    part: int = Field(primary_key=True)
+    remote_id: str = Field(max_length=100)
+    sent_at: datetime = Field(sa_column=Column(DateTime(timezone=True), nullable=False))

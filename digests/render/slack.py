@@ -13,7 +13,9 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from digests.numbers import format_as_of, format_share, format_tokens, format_usd
+from digests.numbers import format_as_of, format_usd
+from digests.render.table import cut as _cut
+from digests.render.table import digest_table, shown_name, view_table
 from digests.replies import Answer, Card, Matches, Notice
 from digests.safety import display_text
 from digests.views import Honesty, Match, ModelCard, MoversView, TopView
@@ -62,10 +64,6 @@ def mrkdwn(text: str, limit: int = 80) -> str:
     return _escape(display_text(text, limit))
 
 
-def _cut(text: str, limit: int) -> str:
-    return text if len(text) <= limit else text[: limit - 1] + "…"
-
-
 def _header(text: str) -> dict[str, Any]:
     return {"type": "header", "text": {"type": "plain_text", "text": _cut(text, HEADER_LIMIT), "emoji": False}}
 
@@ -97,32 +95,9 @@ def _sections(lines: Sequence[str], preformatted: bool = False) -> list[dict[str
     return sections
 
 
-def _shown(row: Mapping[str, Any]) -> str:
-    tags = "".join(f" [{display_text(str(tag), 20)}]" for tag in row.get("tags", ()))
-    return display_text(str(row.get("name") or row.get("permaslug") or "")) + tags
-
-
-def _table(document: Mapping[str, Any], top: int) -> list[str]:
-    """The top ``top`` rows as aligned text for a code block (names cut to 28 characters)."""
-    week = document["kind"] == "week"
-    header = ["#", "Move", "Model", "Tokens" + ("/day" if week else ""), "Share"]
-    rows = [header]
-    for row in document["rows"][:top]:
-        bound = "≥" if row["tokens_lower_bound"] else ""
-        tokens = format_tokens(row["tokens_per_day"] if week else row["tokens"])
-        name = _escape(_cut(_shown(row), 28))
-        rows.append([str(row["rank"]), row["marker"], name, bound + tokens, format_share(row["share"])])
-    widths = [max(len(r[i]) for r in rows) for i in range(len(header))]
-    right = (True, False, False, True, True)
-    return [
-        "  ".join(c.rjust(w) if r else c.ljust(w) for c, w, r in zip(cells, widths, right, strict=True)).rstrip()
-        for cells in rows
-    ]
-
-
 def _names(document: Mapping[str, Any]) -> dict[str, str]:
-    names = {row["permaslug"]: mrkdwn(_shown(row)) for row in document.get("dropped", ())}
-    names.update({row["permaslug"]: mrkdwn(_shown(row)) for row in document.get("rows", ())})
+    names = {row["permaslug"]: mrkdwn(shown_name(row)) for row in document.get("dropped", ())}
+    names.update({row["permaslug"]: mrkdwn(shown_name(row)) for row in document.get("rows", ())})
     return names
 
 
@@ -170,7 +145,7 @@ def digest_messages(
     blocks.append(_context(*facts))
     unit = f"tokens per day over {len(document['period']['days_with_data'])} days" if week else document["unit"]
     blocks.append(_section(f"*Top {min(top, len(document['rows']))}* ({unit}; share of all tokens)"))
-    blocks += _sections(_table(document, top), preformatted=True)
+    blocks += _sections(digest_table(document, top, _escape), preformatted=True)
     blocks.append(_section("*What moved*"))
     blocks += _sections(_moves(document))
     if chart is not None:
@@ -198,7 +173,7 @@ def digest_messages(
                 ],
             }
         )
-    leader = mrkdwn(_shown(document["rows"][0])) if document["rows"] else "no ranked model"
+    leader = mrkdwn(shown_name(document["rows"][0])) if document["rows"] else "no ranked model"
     text = f"{_escape(title)}: #1 {leader}. {document['attribution']}"
     return _in_messages(text, blocks)
 
@@ -232,14 +207,7 @@ def _share_button(value: str) -> dict[str, Any]:
 
 
 def top_reply(view: TopView, command: str | None = None) -> SlackMessage:
-    unit = "tokens/day" if view.kind == "week" else "tokens"
-    rows = [["#", "Model", unit, "Share", "Move"]]
-    for row in view.rows:
-        tokens = ("≥" if row.lower_bound else "") + format_tokens(row.tokens_per_day)
-        rows.append([str(row.rank), _escape(_cut(row.name, 28)), tokens, format_share(row.share), row.marker])
-    widths = [max(len(r[i]) for r in rows) for i in range(5)]
-    right = (True, False, True, True, False)
-    lines = ["  ".join(c.rjust(w) if r else c.ljust(w) for c, w, r in zip(x, widths, right, strict=True)) for x in rows]
+    lines = view_table(view, _escape)
     title = f"Top {len(view.rows)} on OpenRouter — {'the week' if view.kind == 'week' else 'the day'}"
     blocks = [_section(f"*{title}*"), *_sections(lines, preformatted=True), _honest(view.honesty)]
     if command is not None:
