@@ -333,9 +333,7 @@ class Settings(Section):
 
     def discord_used(self, environ: Mapping[str, str]) -> bool:
         """Discord is on when its bot token is set or an output posts to Discord."""
-        return bool(
-            self.discord.token(environ) or any(o.kind in ("discord", "discord_webhook") for o in self.outputs)
-        )
+        return bool(self.discord.token(environ) or any(o.kind in ("discord", "discord_webhook") for o in self.outputs))
 
     def discord_problems(self, environ: Mapping[str, str]) -> list[str]:
         """What stops Discord from working: no bot token for a bot output, no URL for a webhook output."""

@@ -277,6 +277,10 @@ def _depends_on(kind: str, first: date, last: date, stored: Sequence[date]) -> l
 
 
 # -- operator notices ------------------------------------------------------------------------------------------
+DISCORD_REFUSED = "discord_token_refused"
+"""Service state: why Discord refused the bot token (``bot.discord.rest``), while it does."""
+
+
 def expected_day(now: datetime, expected_at: clock_time, grace: timedelta) -> date:
     """The latest day that should be complete by ``now``: day D is due at ``expected_at`` UTC on D+1, plus grace."""
     moment = now.astimezone(UTC) - grace
@@ -350,4 +354,8 @@ def check_operations(
             store, state, key, f"destination {destination.name} is disabled: {destination.disabled_reason}", now, report
         )
     state.resolve_notices("disabled:", keep=disabled_keys)
+    refused = state.state(DISCORD_REFUSED)
+    if refused:
+        _notify(store, state, "discord:token", f"Discord sends are stopped: {refused}", now, report)
+    state.resolve_notices("discord:", keep=["discord:token"] if refused else [])
     return report

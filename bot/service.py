@@ -147,12 +147,16 @@ async def open_parts(settings: Settings, environ: Mapping[str, str], name: str |
 
 
 def channel_factories(settings: Settings, environ: Mapping[str, str], engine: Any) -> dict[str, Any]:
-    """The publishers of the chat channels that are configured (Slack)."""
+    """The publishers of the chat channels that are configured (Slack, Discord)."""
     factories: dict[str, Any] = {}
     if settings.slack_used(environ):
         from bot.slack.parts import publisher_factory
 
         factories["slack"] = publisher_factory(settings, environ, engine)
+    if settings.discord_used(environ):
+        from bot.discord.parts import publisher_factories as discord_factories
+
+        factories.update(discord_factories(settings, environ, engine))
     return factories
 
 

@@ -4,12 +4,12 @@ fake Discord API on 127.0.0.1 (``discord.http.Route.BASE`` points at it; the web
 from __future__ import annotations
 
 import json
-import re
 import os
 import random
+import re
 from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager
-from datetime import UTC, datetime
+from datetime import UTC, datetime, time, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -17,10 +17,13 @@ import discord.http
 import httpx
 import pytest
 
+from bot.config import DiscordConfig, Settings
 from bot.demo.fake_discord import Answer, FakeDiscord
+from bot.discord.parts import publisher_factories as discord_factories
 from bot.discord.publisher import DiscordPublisher, DiscordWebhookPublisher, reference
-from bot.discord.rest import RestClient, TokenRefused, point_at
+from bot.discord.rest import REFUSED_STATE, RestClient, TokenRefused, point_at
 from bot.outbox import OutboxWorker
+from bot.planner import check_operations
 from bot.publishers.contract import Delivery
 from bot.publishers.registry import Publishers, publisher_factories
 from digests.delivery import DeliveryState, Destination, Message, RetrySchedule, Subscription, Variant
@@ -46,7 +49,9 @@ from digests.render.discord import (
 from digests.render.document import digest_document
 from storage.archive import Archive
 from storage.delivery import DeliveryStore
+from storage.repository import Repository
 from storage.sent_parts import SentParts
+from storage.service_state import ServiceState
 from tests.test_slack import bump_chart
 from tests.test_text import CATALOGUE
 from tests.test_text import history as text_history
@@ -265,7 +270,7 @@ async def test_missing_access_or_permissions_disables_the_channel_with_the_reaso
 
 async def test_401_stops_every_discord_send(store: DeliveryStore, fake: FakeDiscord) -> None:
     to_discord(store, message(), message("week"))
-    async with worker_for(store, fake, token="a-revoked-token") as worker:  # noqa: S106 - refused by the fake
+    async with worker_for(store, fake, token="a-revoked-token") as worker:
         report = await worker.drain()
     logins = [c for c in fake.calls if c == ("GET", "/users/@me")]
     assert report.sent == 0 and len(logins) == 1 and fake.in_channel(CHANNEL) == []
@@ -323,3 +328,22 @@ async def test_fifty_webhooks_fan_out_without_a_single_429(store: DeliveryStore,
     async with worker_for(store, fake, environ) as worker:
         report = await worker.drain()
     assert report.sent == 12 * 7 and fake.rate_limited == 0
+
+
+async def test_a_refused_token_raises_one_operator_notice_until_a_restart(
+    store: DeliveryStore, fake: FakeDiscord
+) -> None:
+    settings = Settings(discord=DiscordConfig(api_url=fake.api_url))
+    factories = discord_factories(settings, {"DISCORD_BOT_TOKEN": "a-revoked-token"}, store.engine)
+    to_discord(store, message())
+    async with httpx.AsyncClient(trust_env=False) as http:
+        worker = OutboxWorker(
+            store, Publishers(publisher_factories(http, factories), {}), RetrySchedule(3, 0.01, 0.05), name="w"
+        )
+        await worker.drain()
+    now = datetime.now(UTC)
+    first = check_operations(Repository(store.engine), store, now, time(6), timedelta(hours=3))
+    again = check_operations(Repository(store.engine), store, now, time(6), timedelta(hours=3))
+    assert "discord:token" in first.raised and "discord:token" not in again.raised
+    discord_factories(settings, {"DISCORD_BOT_TOKEN": fake.token}, store.engine)  # a restart with a new token
+    assert ServiceState(store.engine).state(REFUSED_STATE) is None

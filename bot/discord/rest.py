@@ -19,13 +19,14 @@ import aiohttp
 import discord
 import discord.http
 
+from bot.planner import DISCORD_REFUSED
 from bot.publishers.contract import GoneError, InvalidPayloadError, PublishError, RateLimitedError, RetryableError
 
 log = logging.getLogger(__name__)
 
 HOLD_SECONDS = 5.0
 """The longest rate-limit wait a worker sits through; a longer ``retry_after`` reschedules the row."""
-REFUSED_STATE = "discord_token_refused"
+REFUSED_STATE = DISCORD_REFUSED
 """Service state key: why Discord refused the bot token (an operator notice while set)."""
 GONE_CODES = {
     10003: "the channel does not exist (deleted?)",
@@ -43,7 +44,7 @@ def point_at(api_url: str) -> None:
 class TokenRefused:
     """Whether Discord refused the token in this process (then nothing more is sent to it), and how to say so."""
 
-    def __init__(self, save: Callable[[str | None], None] = lambda reason: None) -> None:
+    def __init__(self, save: Callable[[str | None], object] = lambda reason: None) -> None:
         self.reason: str | None = None
         self._save = save
 
