@@ -207,7 +207,7 @@ class DiscordConfig(Section):
 
     token_env: str = Field("DISCORD_BOT_TOKEN", pattern=ENV_NAME)
     api_url: str = "https://discord.com/api/v10"
-    test_guild: str | None = Field(None, pattern=r"^\d{15,21}$")
+    test_guild: str = Field("", pattern=r"^(\d{15,21})?$")
     """Sync ``/rankings`` to this one server (instant, for trying changes); otherwise globally."""
     cooldown_commands: int = Field(5, ge=1)
     cooldown_seconds: float = Field(10.0, gt=0)
