@@ -47,6 +47,8 @@ bench: $(STAMP)
 	$(BIN)/python benchmarks/bench_charts.py
 	$(BIN)/python benchmarks/bench_crash.py
 	$(BIN)/python benchmarks/bench_web.py
+	$(BIN)/python benchmarks/bench_slack.py
+	PYTHONPATH=. $(BIN)/python benchmarks/bench_discord.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache .hypothesis
