@@ -10,6 +10,7 @@ from __future__ import annotations
 import base64
 import binascii
 import os
+import re
 import tomllib
 from collections.abc import Mapping
 from datetime import time
@@ -23,6 +24,7 @@ from sqlalchemy.engine import make_url
 
 from bot.config_outputs import (
     ENV_NAME,
+    WEBHOOK_URL,
     ConsoleOutput,
     DiscordWebhookOutput,
     FileOutput,
@@ -345,10 +347,18 @@ class Settings(Section):
                 f"{self.discord.token_env} (discord.token_env) to the bot's token"
             )
         for output in self.outputs:
-            if isinstance(output, DiscordWebhookOutput) and not environ.get(output.url_env):
+            if not isinstance(output, DiscordWebhookOutput):
+                continue
+            url = environ.get(output.url_env)
+            if not url:
                 problems.append(
                     f"outputs '{output.name}' needs the environment variable {output.url_env} (its url_env) set to "
                     "the webhook's URL (Server Settings → Integrations → Webhooks → Copy Webhook URL)"
+                )
+            elif not re.search(WEBHOOK_URL, url.split("?")[0]):
+                problems.append(
+                    f"outputs '{output.name}': {output.url_env} (its url_env) is not a Discord webhook URL "
+                    "(https://discord.com/api/webhooks/<id>/<token>)"
                 )
         return problems
 

@@ -135,6 +135,8 @@ SLACK_SEND_TIMEOUT = 30.0
 DISCORD_SEND_TIMEOUT = 60.0
 """The longest one Discord delivery may take: discord.py retries a 5xx a few times (1, 3, 5 … s apart) itself."""
 SNOWFLAKE = r"^\d{15,21}$"
+WEBHOOK_URL = r"/webhooks/(\d{15,21})/([A-Za-z0-9_.\-]+)/?$"
+"""What a Discord webhook URL ends with: its id and its token."""
 
 
 class _DiscordDestination(_Destination):

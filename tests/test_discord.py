@@ -12,13 +12,15 @@ from contextlib import asynccontextmanager
 from datetime import UTC, datetime, time, timedelta
 from pathlib import Path
 from typing import Any
+from urllib.parse import parse_qs, urlsplit
 
+import discord
 import discord.http
 import httpx
 import pytest
 
 from bot.config import DiscordConfig, Settings
-from bot.demo.fake_discord import Answer, FakeDiscord
+from bot.demo.fake_discord import APPLICATION_ID, Answer, FakeDiscord
 from bot.discord.parts import publisher_factories as discord_factories
 from bot.discord.publisher import DiscordPublisher, DiscordWebhookPublisher, reference
 from bot.discord.rest import REFUSED_STATE, RestClient, TokenRefused, point_at
@@ -52,6 +54,7 @@ from storage.delivery import DeliveryStore
 from storage.repository import Repository
 from storage.sent_parts import SentParts
 from storage.service_state import ServiceState
+from tests.test_cli import rankbot
 from tests.test_slack import bump_chart
 from tests.test_text import CATALOGUE
 from tests.test_text import history as text_history
@@ -347,3 +350,46 @@ async def test_a_refused_token_raises_one_operator_notice_until_a_restart(
     assert "discord:token" in first.raised and "discord:token" not in again.raised
     discord_factories(settings, {"DISCORD_BOT_TOKEN": fake.token}, store.engine)  # a restart with a new token
     assert ServiceState(store.engine).state(REFUSED_STATE) is None
+
+
+# -- rankbot discord invite-url ------------------------------------------------------------------------------------
+def test_invite_url_asks_for_exactly_the_scopes_and_permissions_the_bot_needs(tmp_path: Path) -> None:
+    result = rankbot("discord", "invite-url", "--application-id", "1100000000000000001", cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    url = result.stdout.strip()
+    query = parse_qs(urlsplit(url).query)
+    assert query["client_id"] == ["1100000000000000001"]
+    assert query["scope"] == ["bot applications.commands"]
+    wanted = discord.Permissions(
+        view_channel=True, send_messages=True, embed_links=True, attach_files=True, read_message_history=True
+    )
+    assert query["permissions"] == [str(wanted.value)]
+
+
+def test_invite_url_asks_discord_for_the_application_id_with_the_token(tmp_path: Path, fake: FakeDiscord) -> None:
+    env = {"RANKBOT_DISCORD_API_URL": fake.api_url, "DISCORD_BOT_TOKEN": fake.token}
+    asked = rankbot("discord", "invite-url", cwd=tmp_path, env=env)
+    assert asked.returncode == 0, asked.stderr
+    assert f"client_id={APPLICATION_ID}" in asked.stdout
+    refused = rankbot("discord", "invite-url", cwd=tmp_path, env={**env, "DISCORD_BOT_TOKEN": "wrong"})
+    assert refused.returncode == 1 and "refused the token in DISCORD_BOT_TOKEN" in refused.stderr
+    assert "wrong" not in refused.stderr
+    missing = rankbot("discord", "invite-url", cwd=tmp_path, env={"RANKBOT_DISCORD_API_URL": fake.api_url})
+    assert missing.returncode == 1 and "--application-id" in missing.stderr
+
+
+def test_discord_outputs_without_their_secrets_stop_the_start_naming_the_variable() -> None:
+    settings = Settings.model_validate(
+        {
+            "outputs": [
+                {"name": "bot", "kind": "discord", "channel_id": CHANNEL},
+                {"name": "hook", "kind": "discord_webhook", "url_env": "FRIENDS_HOOK"},
+            ]
+        }
+    )
+    problems = " ".join(settings.start_problems({}))
+    assert "DISCORD_BOT_TOKEN (discord.token_env)" in problems and "FRIENDS_HOOK (its url_env)" in problems
+    good = "https://discord.com/api/webhooks/123456789012345678/abc-DEF_1"
+    assert settings.start_problems({"DISCORD_BOT_TOKEN": "t", "FRIENDS_HOOK": good}) == []
+    wrong = " ".join(settings.start_problems({"DISCORD_BOT_TOKEN": "t", "FRIENDS_HOOK": "https://example.com/x"}))
+    assert "FRIENDS_HOOK (its url_env) is not a Discord webhook URL" in wrong and "example.com" not in wrong

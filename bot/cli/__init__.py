@@ -21,7 +21,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from sqlalchemy.exc import SQLAlchemyError
 
 from bot import pipeline
-from bot.cli import outbox, rankings
+from bot.cli import discord_cli, outbox, rankings
 from bot.cli.plumbing import (
     ConfigOption,
     config_path,
@@ -63,6 +63,7 @@ app = typer.Typer(
 db_app = typer.Typer(help="Database schema commands.", no_args_is_help=True, rich_markup_mode=None)
 app.add_typer(db_app, name="db")
 app.add_typer(outbox.app, name="outbox")
+app.add_typer(discord_cli.app, name="discord")
 app.add_typer(rankings.rankings_app, name="rankings")
 app.add_typer(rankings.alias_app, name="alias")
 
@@ -204,6 +205,9 @@ def describe_output(output: Output, settings: Settings) -> str:
         "console": lambda: f"the console, as {getattr(output, 'format', 'text')}",
         "file": lambda: f"files in {getattr(output, 'directory', settings.output.directory)}/",
         "webhook": lambda: str(getattr(output, "url", "")),
+        "slack": lambda: f"channel {getattr(output, 'channel', '')}",
+        "discord": lambda: f"channel {getattr(output, 'channel_id', '')}, as the bot",
+        "discord_webhook": lambda: f"the webhook in ${getattr(output, 'url_env', '')}",
     }.get(output.kind, lambda: output.kind)()
     if isinstance(output, WebhookOutput) and output.secret_env:
         target += f", signed with ${output.secret_env}"

@@ -26,7 +26,7 @@ from typing import Any
 import aiohttp
 import discord
 
-from bot.config_outputs import DISCORD_SEND_TIMEOUT
+from bot.config_outputs import DISCORD_SEND_TIMEOUT, WEBHOOK_URL
 from bot.discord.rest import LongRateLimitError, RestClient, discord_error
 from bot.publishers.contract import Delivery, PublishError, RetryableError
 from digests.delivery import Variant
@@ -38,7 +38,7 @@ from storage.sent_parts import SentParts
 log = logging.getLogger(__name__)
 
 HISTORY_LIMIT = 100
-WEBHOOK_URL = re.compile(r"/webhooks/(\d{15,21})/([A-Za-z0-9_.\-]+)/?$")
+WEBHOOK = re.compile(WEBHOOK_URL)
 
 
 def reference(delivery: Delivery) -> str:
@@ -53,7 +53,7 @@ def nonce(delivery: Delivery, part: int) -> str:
 
 def webhook_parts(url: str) -> tuple[int, str]:
     """(id, token) of a webhook URL (``…/api/webhooks/<id>/<token>``)."""
-    match = WEBHOOK_URL.search(url.split("?")[0])
+    match = WEBHOOK.search(url.split("?")[0])
     if match is None:
         raise ValueError("not a Discord webhook URL (…/api/webhooks/<id>/<token>)")
     return int(match.group(1)), match.group(2)
