@@ -33,6 +33,8 @@ from digests.digest import build_digest
 from digests.messages import message_for, notice_message
 from digests.model import DigestSettings, ModelInfo
 from digests.render.discord import (
+    CHOICE_NAME_LIMIT,
+    CHOICES_LIMIT,
     CONTENT_LIMIT,
     DESCRIPTION_LIMIT,
     EMBED_TOTAL_LIMIT,
@@ -44,11 +46,15 @@ from digests.render.discord import (
     NO_MENTIONS,
     TITLE_LIMIT,
     DiscordMessage,
+    choices,
     digest_messages,
     discord_text,
+    reply_messages,
     text_messages,
 )
 from digests.render.document import digest_document
+from digests.replies import Card, Matches, Notice
+from digests.views import Match, model_card, movers_view, search_models, top_view
 from storage.archive import Archive
 from storage.delivery import DeliveryStore
 from storage.repository import Repository
@@ -393,3 +399,38 @@ def test_discord_outputs_without_their_secrets_stop_the_start_naming_the_variabl
     assert settings.start_problems({"DISCORD_BOT_TOKEN": "t", "FRIENDS_HOOK": good}) == []
     wrong = " ".join(settings.start_problems({"DISCORD_BOT_TOKEN": "t", "FRIENDS_HOOK": "https://example.com/x"}))
     assert "FRIENDS_HOOK (its url_env) is not a Discord webhook URL" in wrong and "example.com" not in wrong
+
+
+# -- /rankings replies (rendered; the application commands that send them come next) --------------------------
+def test_replies_match_the_snapshot_carry_the_source_day_and_stay_within_limits() -> None:
+    history = text_history()
+    day = build_digest("day", history, CATALOGUE, DigestSettings())
+    card = model_card("deepseek/deepseek-v4.1-flash-20260910", history, CATALOGUE)
+    replies = {
+        "top": reply_messages(top_view(day, 50)),
+        "movers": reply_messages(movers_view(day)),
+        "card": reply_messages(Card(card, f"{PUBLIC}/models/x/spark.png", "Sparkline")),
+        "matches": reply_messages(Matches("flash", tuple(search_models("flash", history, CATALOGUE)))),
+        "notice": reply_messages(Notice(("*Subscribed*: this channel gets `daily` posts. @here",))),
+    }
+    payload = {name: [m.payload() for m in messages] for name, messages in replies.items()}
+    path = SNAPSHOTS / "discord-replies.json"
+    if os.environ.get("UPDATE_SNAPSHOTS") or not path.exists():
+        path.write_text(json.dumps(payload, indent=2, ensure_ascii=False) + "\n")
+    assert payload == json.loads(path.read_text())
+    for name in ("top", "movers", "card"):
+        footer = replies[name][-1].embeds[-1]["footer"]["text"]
+        assert "2026-10-09" in footer and "as of 2026-10-11 00:27 UTC" in footer and "CC BY 4.0" in footer
+    notice = replies["notice"][0].embeds[0]["description"]
+    assert notice.startswith("**Subscribed**") and "@here" not in notice
+    for messages in replies.values():
+        assert len(messages) == 1
+        within_limits(messages[0])
+
+
+def test_autocomplete_choices_stay_within_discords_limits() -> None:
+    history = text_history()
+    many = [Match(f"x/model-{n}", "M" * 300, "author", 1.0, None) for n in range(40)]
+    found = choices([*search_models("a", history, CATALOGUE), *many])
+    assert len(found) <= CHOICES_LIMIT
+    assert all(len(name) <= CHOICE_NAME_LIMIT and len(value) <= CHOICE_NAME_LIMIT for name, value in found)

@@ -270,7 +270,7 @@ def card_reply(card: ModelCard, spark_url: str | None) -> list[DiscordMessage]:
         f"Source days up to {card.latest_day.isoformat()} (UTC, complete) · data as of {format_as_of(card.as_of)} · "
         f"Source: OpenRouter (openrouter.ai/rankings), as of {format_as_of(card.as_of)}. Licensed under CC BY 4.0."
     )
-    packer = _Packer(display_text(card.name, TITLE_LIMIT), None, footer, False)
+    packer = _Packer(discord_text(card.name, TITLE_LIMIT), None, footer, False)
     packer.line(f"by {discord_text(card.author)} · `{code_text(display_text(card.permaslug, 120))}`")
     if card.spend is not None:
         packer.line(
