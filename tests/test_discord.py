@@ -11,6 +11,7 @@ from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime, time, timedelta
 from pathlib import Path
+from time import monotonic
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
@@ -434,3 +435,20 @@ def test_autocomplete_choices_stay_within_discords_limits() -> None:
     found = choices([*search_models("a", history, CATALOGUE), *many])
     assert len(found) <= CHOICES_LIMIT
     assert all(len(name) <= CHOICE_NAME_LIMIT and len(value) <= CHOICE_NAME_LIMIT for name, value in found)
+
+
+@pytest.mark.parametrize("route", [f"/channels/{CHANNEL}/messages", f"/webhooks/{WEBHOOK}"])
+async def test_a_long_rate_limit_reschedules_the_row_instead_of_holding_the_worker(
+    store: DeliveryStore, fake: FakeDiscord, route: str
+) -> None:
+    url = fake.add_webhook(WEBHOOK)
+    limited = Answer(429, {"message": "slow", "retry_after": 30.0, "global": False}, {"Retry-After": "30"})
+    fake.script(route, limited)
+    to_discord(store, message(), webhook=url)
+    started, clock = store.now(), monotonic()
+    async with worker_for(store, fake, {"HOOK_URL": url}) as worker:
+        report = await worker.drain()
+    assert monotonic() - clock < 10  # the worker did not sit out the 30 s
+    assert report.sent == 1 and report.failed == 1
+    waiting = next(e for e in store.entries() if e.state is DeliveryState.FAILED)
+    assert (waiting.next_attempt_at - started).total_seconds() >= 29

@@ -161,6 +161,8 @@ class DiscordPublisher(_DiscordPosts):
         async def post(part: int, arguments: dict[str, Any]) -> discord.Message:
             try:
                 return await channel.send(nonce=nonce(delivery, part), **arguments)
+            except LongRateLimitError as error:
+                raise discord_error(error) from None
             except Exception as error:
                 log.debug("discord send failed", exc_info=True)
                 raise discord_error(error, self.rest.refused) from None

@@ -3,7 +3,7 @@ webhooks use it too), one logged-in client per process for the publishers, and w
 the outbox.
 
 - discord.py keeps per-route rate-limit buckets for the bot and waits out a short 429 itself; one longer than
-  ``HOLD_SECONDS`` is raised (``max_ratelimit_timeout``) and the row is rescheduled instead of holding a worker.
+  ``HOLD_SECONDS`` is raised out of its loop (``long_waits``) and the row is rescheduled instead of holding a worker.
 - 401: the token is refused. Every Discord send in this process stops (``TokenRefused``) until the service is
   restarted with a new token, and an operator notice is raised (``REFUSED_STATE``, read by the operator checks).
 """
@@ -102,12 +102,18 @@ async def _long_waits(session: aiohttp.ClientSession, context: Any, params: aioh
             raise LongRateLimitError(wait)
 
 
-def webhook_session() -> aiohttp.ClientSession:
-    """The session the webhooks post through: a 429 longer than ``HOLD_SECONDS`` leaves discord.py's retry loop
-    (which would otherwise sleep it out in the worker) as ``LongRateLimitError``."""
+def long_waits() -> aiohttp.TraceConfig:
+    """A trace on every Discord request: a 429 asking for longer than ``HOLD_SECONDS`` leaves discord.py's retry
+    loop (which would sleep it out in the worker; its own ``max_ratelimit_timeout`` cannot go below 30 s) as
+    ``LongRateLimitError``, and the outbox reschedules the row."""
     trace = aiohttp.TraceConfig()
     trace.on_request_end.append(_long_waits)
-    return aiohttp.ClientSession(trace_configs=[trace], timeout=aiohttp.ClientTimeout(total=30))
+    return trace
+
+
+def webhook_session() -> aiohttp.ClientSession:
+    """The session the webhooks post through (with ``long_waits``)."""
+    return aiohttp.ClientSession(trace_configs=[long_waits()], timeout=aiohttp.ClientTimeout(total=30))
 
 
 class RestClient:
@@ -133,7 +139,7 @@ class RestClient:
         async with self._login:
             self.refused.check()  # a send that waited for a login that was refused
             if self._client is None:
-                client = discord.Client(intents=discord.Intents.none(), max_ratelimit_timeout=HOLD_SECONDS)
+                client = discord.Client(intents=discord.Intents.none(), http_trace=long_waits())
                 try:
                     await client.login(self.token)
                 except Exception as error:
