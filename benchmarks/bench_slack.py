@@ -34,7 +34,8 @@ import httpx
 from bench_web import wait_until_up, wrk  # benchmarks run as scripts: their folder is on the path
 
 from bot.chat.channels import ChatChannels
-from bot.config import Settings, SlackConfig
+from bot.config import Settings
+from bot.config_chat import SlackConfig
 from bot.demo.fake_slack import FakeSlack
 from bot.demo.generator import generate_history
 from digests.commands import Subscribe

@@ -40,6 +40,11 @@ def format_as_of(as_of: datetime) -> str:
     return as_of.astimezone(UTC).strftime("%Y-%m-%d %H:%M UTC")
 
 
+def format_as_of_text(value: str) -> str:
+    """An ISO ``as_of`` from a JSON document as ``2026-10-11 00:27 UTC``."""
+    return format_as_of(datetime.fromisoformat(value.replace("Z", "+00:00")))
+
+
 def format_usd(amount: float) -> str:
     """``1234.5`` → ``$1,234``; small amounts keep cents."""
     if amount >= 100:

@@ -20,13 +20,14 @@ import discord.http
 import httpx
 import pytest
 
-from bot.config import DiscordConfig, Settings
+from bot.config import Settings
+from bot.config_chat import DiscordConfig
 from bot.demo.fake_discord import APPLICATION_ID, Answer, FakeDiscord
 from bot.discord.parts import publisher_factories as discord_factories
 from bot.discord.publisher import DiscordPublisher, DiscordWebhookPublisher, reference
-from bot.discord.rest import REFUSED_STATE, RestClient, TokenRefused, point_at
+from bot.discord.rest import RestClient, TokenRefused, point_at
 from bot.outbox import OutboxWorker
-from bot.planner import check_operations
+from bot.planner import DISCORD_REFUSED, check_operations
 from bot.publishers.contract import Delivery
 from bot.publishers.registry import Publishers, publisher_factories
 from digests.delivery import DeliveryState, Destination, Message, RetrySchedule, Subscription, Variant
@@ -356,7 +357,7 @@ async def test_a_refused_token_raises_one_operator_notice_until_a_restart(
     again = check_operations(Repository(store.engine), store, now, time(6), timedelta(hours=3))
     assert "discord:token" in first.raised and "discord:token" not in again.raised
     discord_factories(settings, {"DISCORD_BOT_TOKEN": fake.token}, store.engine)  # a restart with a new token
-    assert ServiceState(store.engine).state(REFUSED_STATE) is None
+    assert ServiceState(store.engine).state(DISCORD_REFUSED) is None
 
 
 # -- rankbot discord invite-url ------------------------------------------------------------------------------------

@@ -18,7 +18,7 @@ import httpx
 import pytest
 from slack_sdk.web.async_client import AsyncWebClient
 
-from bot.config import SlackConfig
+from bot.config_chat import SlackConfig
 from bot.demo.fake_slack import Answer, FakeSlack
 from bot.health import health_report
 from bot.outbox import OutboxWorker

@@ -22,7 +22,8 @@ import httpx
 import pytest
 from sqlalchemy import Engine, event, select
 
-from bot.config import Settings, SlackConfig, WebConfig
+from bot.config import Settings, WebConfig
+from bot.config_chat import SlackConfig
 from bot.config_outputs import SlackOutput
 from bot.demo.fake_slack import FakeSlack
 from bot.demo.generator import SyntheticHistory, generate_history

@@ -26,14 +26,21 @@ import time
 from collections import defaultdict, deque
 from collections.abc import Coroutine
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
 from typing import Any
 
 from aiohttp import BodyPartReader, WSMsgType, web
 
-APPLICATION_ID = "1100000000000000001"
-BOT_ID = "1100000000000000002"
-LIMITS = {"content": 2000, "title": 256, "description": 4096, "fields": 25, "name": 256, "value": 1024}
+from bot.demo.discord_payloads import (
+    APPLICATION_ID,
+    BOT_ID,
+    Sent,
+    application,
+    message_object,
+    message_shell,
+    too_long,
+    user,
+)
+from bot.demo.loopback import serve_on_loopback
 
 
 @dataclass(frozen=True)
@@ -43,54 +50,6 @@ class Answer:
     headers: dict[str, str] = field(default_factory=dict)
     store: bool = False
     """Take the call as usual first, then answer this (a 502 after the message was made)."""
-
-
-@dataclass
-class Sent:
-    """A message the fake holds: in a channel (from the bot) or through a webhook."""
-
-    id: str
-    channel_id: str
-    content: str
-    embeds: list[dict[str, Any]]
-    attachments: list[dict[str, Any]]
-    files: dict[str, bytes]
-    allowed_mentions: dict[str, Any] | None
-    nonce: str | None
-    webhook_id: str | None
-    at: float
-    components: list[dict[str, Any]] = field(default_factory=list)
-    flags: int = 0
-
-
-def _too_long(body: dict[str, Any]) -> str | None:
-    """What breaks Discord's limits in a message body, if anything."""
-    if len(body.get("content") or "") > LIMITS["content"]:
-        return "content: Must be 2000 or fewer in length."
-    embeds = body.get("embeds") or []
-    if len(embeds) > 10:
-        return "embeds: Must be 10 or fewer in length."
-    total = 0
-    for embed in embeds:
-        for key in ("title", "description"):
-            if len(embed.get(key) or "") > LIMITS[key]:
-                return f"embeds.{key}: Must be {LIMITS[key]} or fewer in length."
-        fields = embed.get("fields") or []
-        if len(fields) > LIMITS["fields"]:
-            return "embeds.fields: Must be 25 or fewer in length."
-        for item in fields:
-            if len(item["name"]) > LIMITS["name"] or len(item["value"]) > LIMITS["value"] or not item["value"]:
-                return "embeds.fields: a name over 256, a value over 1024 or empty."
-        footer = (embed.get("footer") or {}).get("text", "")
-        if len(footer) > 2048:
-            return "embeds.footer.text: Must be 2048 or fewer in length."
-        total += len(embed.get("title") or "") + len(embed.get("description") or "") + len(footer)
-        total += sum(len(f["name"]) + len(f["value"]) for f in fields)
-    if total > 6000:
-        return "embeds: Embed size exceeds maximum size of 6000"
-    if not body.get("content") and not embeds and not body.get("attachments"):
-        return "Cannot send an empty message"
-    return None
 
 
 class FakeDiscord:
@@ -156,11 +115,7 @@ class FakeDiscord:
         app = web.Application(client_max_size=32 * 1024 * 1024)
         app.router.add_get("/gateway", self._gateway)
         app.router.add_route("*", "/api/v10/{path:.*}", self._rest)
-        self._runner = web.AppRunner(app, access_log=None)
-        await self._runner.setup()
-        site = web.TCPSite(self._runner, "127.0.0.1", 0)
-        await site.start()
-        port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+        self._runner, port = await serve_on_loopback(app)
         self.url = f"http://127.0.0.1:{port}"
 
     async def _stop(self) -> None:
@@ -222,9 +177,9 @@ class FakeDiscord:
         if request.headers.get("Authorization") != f"Bot {self.token}":
             return self._json(401, {"message": "401: Unauthorized", "code": 0})
         if path == "/users/@me":
-            return self._json(200, _user(BOT_ID, "rankbot", bot=True))
+            return self._json(200, user(BOT_ID, "rankbot", bot=True))
         if path == "/oauth2/applications/@me":
-            return self._json(200, _application())
+            return self._json(200, application())
         if path == "/gateway/bot":
             limit = {"total": 1000, "remaining": 999, "reset_after": 0, "max_concurrency": 1}
             return self._json(200, {"url": self.url.replace("http", "ws"), "shards": 1, "session_start_limit": limit})
@@ -232,7 +187,7 @@ class FakeDiscord:
             if request.method == "POST":
                 return await self._post(request, parts[1], None)
             count = int(request.query.get("limit", "50"))
-            found = [_message(m) for m in reversed(self.in_channel(parts[1]))][:count]
+            found = [message_object(m) for m in reversed(self.in_channel(parts[1]))][:count]
             return self._json(200, found)
         if parts[0] == "channels" and len(parts) == 4 and parts[2] == "messages":
             return self._read(parts[1], parts[3], None)
@@ -251,7 +206,7 @@ class FakeDiscord:
             for m in self.messages:
                 here = channel_id is None or m.channel_id == channel_id
                 if m.id == message_id and here and (webhook_id is None or m.webhook_id == webhook_id):
-                    return self._json(200, _message(m))
+                    return self._json(200, message_object(m))
         return self._json(404, {"message": "Unknown Message", "code": 10008})
 
     async def _body(self, request: web.Request) -> tuple[dict[str, Any], dict[str, bytes]]:
@@ -271,7 +226,7 @@ class FakeDiscord:
 
     async def _post(self, request: web.Request, channel_id: str, webhook_id: str | None, **extra: Any) -> web.Response:
         body, files = await self._body(request)
-        problem = _too_long(body)
+        problem = too_long(body)
         if problem is not None:
             self.rejected.append(problem)
             return self._json(400, {"message": "Invalid Form Body", "code": 50035, "errors": problem})
@@ -280,7 +235,7 @@ class FakeDiscord:
             if nonce is not None and body.get("enforce_nonce"):
                 for m in self.messages:
                     if m.nonce == str(nonce) and m.channel_id == channel_id:
-                        return self._json(200, _message(m, created=True))
+                        return self._json(200, message_object(m, created=True))
             sent = Sent(
                 str(next(self._ids)),
                 channel_id,
@@ -296,7 +251,7 @@ class FakeDiscord:
                 int(body.get("flags") or 0),
             )
             self.messages.append(sent)
-        return self._json(200, _message(sent, created=True), extra.get("headers"))
+        return self._json(200, message_object(sent, created=True), extra.get("headers"))
 
     async def _webhook(self, request: web.Request, parts: list[str]) -> web.Response:
         webhook_id = parts[1]
@@ -304,7 +259,7 @@ class FakeDiscord:
             body, _ = await self._body(request)
             self.followups.append({"method": request.method, "path": "/".join(parts), **body})
             message = {"id": str(next(self._ids)), "channel_id": "0", "content": body.get("content") or ""}
-            return self._json(200, {**_message_shell(), **message, "embeds": body.get("embeds") or []})
+            return self._json(200, {**message_shell(), **message, "embeds": body.get("embeds") or []})
         if webhook_id not in self.webhooks:
             return self._json(404, {"message": "Unknown Webhook", "code": 10015})
         if len(parts) == 5 and parts[3] == "messages":
@@ -335,7 +290,7 @@ class FakeDiscord:
         interaction: dict[str, Any] = {"id": parts[1], "type": 2}
         resource: dict[str, Any] | None = None
         if kind in (4, 7):
-            message = {**_message_shell(), "id": str(next(self._ids)), "content": data.get("content") or ""}
+            message = {**message_shell(), "id": str(next(self._ids)), "content": data.get("content") or ""}
             message["embeds"] = data.get("embeds") or []
             message["flags"] = data.get("flags", 0)
             resource = {"type": kind, "message": message}
@@ -361,7 +316,7 @@ class FakeDiscord:
                 self.identifies += 1
                 ready = {
                     "v": 10,
-                    "user": _user(BOT_ID, "rankbot", bot=True),
+                    "user": user(BOT_ID, "rankbot", bot=True),
                     "guilds": [],
                     "session_id": f"session-{self.identifies}",
                     "resume_gateway_url": self.url.replace("http", "ws"),
@@ -397,65 +352,3 @@ class FakeDiscord:
             self._sockets.clear()
 
         self._run(close())
-
-
-def _user(user_id: str, name: str, bot: bool = False) -> dict[str, Any]:
-    return {"id": user_id, "username": name, "discriminator": "0", "avatar": None, "global_name": name, "bot": bot}
-
-
-def _application() -> dict[str, Any]:
-    return {
-        "id": APPLICATION_ID,
-        "name": "rankbot",
-        "icon": None,
-        "description": "",
-        "rpc_origins": [],
-        "bot_public": True,
-        "bot_require_code_grant": False,
-        "owner": _user("1100000000000000003", "owner"),
-        "summary": "",
-        "verify_key": "0" * 64,
-        "flags": 0,
-    }
-
-
-def _message_shell() -> dict[str, Any]:
-    return {
-        "channel_id": "0",
-        "author": _user(BOT_ID, "rankbot", bot=True),
-        "content": "",
-        "timestamp": datetime.now(UTC).isoformat(),
-        "edited_timestamp": None,
-        "tts": False,
-        "mention_everyone": False,
-        "mentions": [],
-        "mention_roles": [],
-        "attachments": [],
-        "embeds": [],
-        "pinned": False,
-        "type": 0,
-    }
-
-
-def _message(sent: Sent, created: bool = False) -> dict[str, Any]:
-    """A message as Discord returns it; the ``nonce`` only when it was just created (history does not carry it)."""
-    attachments = [
-        {"id": str(n), "filename": a.get("filename", "file"), "size": len(sent.files.get(a.get("filename", ""), b"")),
-         "url": f"https://cdn.example/{a.get('filename')}", "proxy_url": "", "description": a.get("description")}
-        for n, a in enumerate(sent.attachments)
-    ]  # fmt: skip
-    body = {
-        **_message_shell(),
-        "id": sent.id,
-        "channel_id": sent.channel_id.removeprefix("webhook:") if not sent.webhook_id else "1",
-        "content": sent.content,
-        "embeds": sent.embeds,
-        "attachments": attachments,
-        "components": sent.components,
-        "flags": sent.flags,
-    }
-    if created and sent.nonce is not None:
-        body["nonce"] = sent.nonce
-    if sent.webhook_id:
-        body["webhook_id"] = sent.webhook_id
-    return body

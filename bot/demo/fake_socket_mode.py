@@ -13,6 +13,8 @@ from typing import Any
 
 from aiohttp import WSMsgType, web
 
+from bot.demo.loopback import serve_on_loopback
+
 
 class FakeSocketMode:
     def __init__(self) -> None:
@@ -28,11 +30,7 @@ class FakeSocketMode:
     async def __aenter__(self) -> FakeSocketMode:
         app = web.Application()
         app.router.add_get("/link", self._socket)
-        self._runner = web.AppRunner(app, access_log=None)
-        await self._runner.setup()
-        site = web.TCPSite(self._runner, "127.0.0.1", 0)
-        await site.start()
-        port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+        self._runner, port = await serve_on_loopback(app)
         self.url = f"ws://127.0.0.1:{port}/link"
         return self
 

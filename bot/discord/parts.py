@@ -10,7 +10,8 @@ from sqlalchemy import Engine
 
 from bot.config import Settings
 from bot.discord.publisher import DiscordPublisher, DiscordWebhookPublisher
-from bot.discord.rest import REFUSED_STATE, RestClient, TokenRefused, point_at
+from bot.discord.rest import RestClient, TokenRefused, point_at
+from bot.planner import DISCORD_REFUSED
 from storage.archive import Archive
 from storage.sent_parts import SentParts
 from storage.service_state import ServiceState
@@ -21,9 +22,9 @@ def publisher_factories(settings: Settings, environ: Mapping[str, str], engine: 
     (cleared at start: a restart is how a new token is taken)."""
     point_at(settings.discord.api_url)
     state = ServiceState(engine)
-    state.set_state(REFUSED_STATE, None)
+    state.set_state(DISCORD_REFUSED, None)
     rest = RestClient(
-        settings.discord.token(environ), TokenRefused(lambda reason: state.set_state(REFUSED_STATE, reason))
+        settings.discord.token(environ), TokenRefused(lambda reason: state.set_state(DISCORD_REFUSED, reason))
     )
     archive, parts = Archive(engine), SentParts(engine)
     public_url = settings.web.public_url

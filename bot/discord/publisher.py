@@ -27,7 +27,7 @@ import aiohttp
 import discord
 
 from bot.config_outputs import DISCORD_SEND_TIMEOUT, WEBHOOK_URL
-from bot.discord.rest import LongRateLimitError, RestClient, discord_error
+from bot.discord.rest import RestClient, discord_error
 from bot.publishers.contract import Delivery, PublishError, RetryableError
 from digests.delivery import Variant
 from digests.render.discord import CHART_FILE, DiscordMessage, digest_messages, text_messages
@@ -66,25 +66,49 @@ class _DiscordPosts:
 
     def __init__(
         self,
+        address: str,
+        rest: RestClient,
         top: int,
         public_url: str,
         archive: Archive | None,
         parts: SentParts,
         mention_role: str | None = None,
     ) -> None:
+        self.rest = rest
         self.top = top
         self.site = Site("", "", public_url) if public_url else None
         self.archive = archive
         self.parts = parts
         self.mention_role = mention_role
+        self.at(address)
 
-    def messages(self, delivery: Delivery) -> list[DiscordMessage]:
+    def at(self, address: str) -> None:
+        """Take the place this publisher posts to (what ``address`` read from the target)."""
+        raise NotImplementedError
+
+    @staticmethod
+    def address(target: Mapping[str, Any], environ: Mapping[str, str]) -> str:
+        """Where this kind posts, from the destination's target (a channel id, a webhook URL)."""
+        raise NotImplementedError
+
+    @classmethod
+    def factory(
+        cls, rest: RestClient, public_url: str, archive: Archive | None, parts: SentParts
+    ) -> Callable[..., _DiscordPosts]:
+        def build(destination: Any, environ: Mapping[str, str]) -> _DiscordPosts:
+            target = destination.target
+            top = int(target.get("top", 10))
+            return cls(cls.address(target, environ), rest, top, public_url, archive, parts, target.get("mention_role"))
+
+        return build
+
+    def messages(self, delivery: Delivery, chart: bool = False) -> list[DiscordMessage]:
+        """The messages of a delivery (how many does not depend on ``chart``: an image counts toward no limit)."""
         message, payloads = delivery.message, delivery.payloads
-        if message.kind not in ("day", "week") or delivery.variant is Variant.LINE:
+        if not _is_digest(delivery):
             return text_messages(payloads["text"])
         document = json.loads(payloads["json"])
         archive_url = self.site.absolute(self.site.archive_url(message.id)) if self.site else None
-        chart = self.archive is not None and "bump" in self.archive.chart_alts(message.id)
         return digest_messages(document, self.top, archive_url, chart, reference(delivery))
 
     def mentions(self) -> discord.AllowedMentions:
@@ -93,7 +117,7 @@ class _DiscordPosts:
         return discord.AllowedMentions(everyone=False, users=False, roles=[discord.Object(int(self.mention_role))])
 
     async def _chart(self, delivery: Delivery) -> tuple[bytes, str] | None:
-        if self.archive is None:
+        if self.archive is None or not _is_digest(delivery):
             return None
         chart = await asyncio.to_thread(self.archive.chart, delivery.message.id, "bump")
         return (chart.png, chart.alt) if chart is not None else None
@@ -111,46 +135,35 @@ class _DiscordPosts:
             arguments["content"] = content
         if message.chart and chart is not None:
             arguments["file"] = discord.File(io.BytesIO(chart[0]), CHART_FILE, description=chart[1][:1024])
-        elif message.chart:  # no stored chart: the embed must not point at a missing attachment
-            for embed in arguments["embeds"]:
-                embed.set_image(url=None)
         return arguments
 
-    async def _posting(
-        self, delivery: Delivery, post: Callable[[int, dict[str, Any]], Any]
-    ) -> tuple[list[DiscordMessage], str | None]:
-        messages = self.messages(delivery)
+    async def _posting(self, delivery: Delivery, post: Callable[[int, dict[str, Any]], Any]) -> str | None:
+        """Post the parts not yet posted, recording each as Discord takes it; the first part's id."""
         posted = await asyncio.to_thread(self.parts.posted, delivery.key)
-        chart = await self._chart(delivery) if any(m.chart for m in messages) else None
+        chart = await self._chart(delivery)
         first = posted.get(0)
-        for part, message in enumerate(messages):
+        for part, message in enumerate(self.messages(delivery, chart is not None)):
             if part in posted:
                 continue
             sent = await post(part, self.arguments(message, part, chart))
             await asyncio.to_thread(self.parts.record, delivery.key, part, str(sent.id))
             first = first or str(sent.id)
-        return messages, first
+        return first
+
+
+def _is_digest(delivery: Delivery) -> bool:
+    return delivery.message.kind in ("day", "week") and delivery.variant is not Variant.LINE
 
 
 class DiscordPublisher(_DiscordPosts):
     """The bot posts to a channel."""
 
-    def __init__(self, rest: RestClient, channel_id: str, *args: Any, **kwargs: Any) -> None:
-        super().__init__(*args, **kwargs)
-        self.rest = rest
-        self.channel_id = int(channel_id)
+    def at(self, address: str) -> None:
+        self.channel_id = int(address)
 
-    @classmethod
-    def factory(
-        cls, rest: RestClient, public_url: str, archive: Archive | None, parts: SentParts
-    ) -> Callable[..., DiscordPublisher]:
-        def build(destination: Any, environ: Mapping[str, str]) -> DiscordPublisher:
-            target = destination.target
-            channel = str(target.get("channel_id") or target["channel"])
-            top = int(target.get("top", 10))
-            return cls(rest, channel, top, public_url, archive, parts, target.get("mention_role"))
-
-        return build
+    @staticmethod
+    def address(target: Mapping[str, Any], environ: Mapping[str, str]) -> str:
+        return str(target.get("channel_id") or target["channel"])  # configured, or subscribed from chat
 
     async def _channel(self) -> discord.PartialMessageable:
         return (await self.rest.client()).get_partial_messageable(self.channel_id)
@@ -161,14 +174,10 @@ class DiscordPublisher(_DiscordPosts):
         async def post(part: int, arguments: dict[str, Any]) -> discord.Message:
             try:
                 return await channel.send(nonce=nonce(delivery, part), **arguments)
-            except LongRateLimitError as error:
-                raise discord_error(error) from None
             except Exception as error:
-                log.debug("discord send failed", exc_info=True)
                 raise discord_error(error, self.rest.refused) from None
 
-        _, first = await self._posting(delivery, post)
-        return first
+        return await self._posting(delivery, post)
 
     async def was_delivered(self, delivery: Delivery) -> bool | None:
         """Every part is in the channel: recorded, or found among its recent messages by its reference."""
@@ -194,22 +203,12 @@ class DiscordPublisher(_DiscordPosts):
 class DiscordWebhookPublisher(_DiscordPosts):
     """A webhook posts (``wait=True``, so a failure is seen)."""
 
-    def __init__(self, url: str, rest: RestClient, *args: Any, **kwargs: Any) -> None:
-        super().__init__(*args, **kwargs)
-        self.webhook_id, self.token = webhook_parts(url)
-        self.rest = rest
+    def at(self, address: str) -> None:
+        self.webhook_id, self.token = webhook_parts(address)
 
-    @classmethod
-    def factory(
-        cls, rest: RestClient, public_url: str, archive: Archive | None, parts: SentParts
-    ) -> Callable[..., DiscordWebhookPublisher]:
-        def build(destination: Any, environ: Mapping[str, str]) -> DiscordWebhookPublisher:
-            target = destination.target
-            url = environ.get(str(target["url_env"])) or ""
-            top = int(target.get("top", 10))
-            return cls(url, rest, top, public_url, archive, parts, target.get("mention_role"))
-
-        return build
+    @staticmethod
+    def address(target: Mapping[str, Any], environ: Mapping[str, str]) -> str:
+        return environ.get(str(target["url_env"])) or ""
 
     def webhook(self) -> discord.Webhook:
         self.rest.refused.check()
@@ -221,13 +220,10 @@ class DiscordWebhookPublisher(_DiscordPosts):
         async def post(part: int, arguments: dict[str, Any]) -> discord.WebhookMessage:
             try:
                 return await webhook.send(wait=True, **arguments)
-            except LongRateLimitError as error:
-                raise discord_error(error) from None
             except Exception as error:
                 raise discord_error(error, self.rest.refused) from None
 
-        _, first = await self._posting(delivery, post)
-        return first
+        return await self._posting(delivery, post)
 
     async def was_delivered(self, delivery: Delivery) -> bool | None:
         """Every part recorded and still there (read back by id); ``None`` when a part's post was cut off before

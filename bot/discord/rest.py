@@ -5,7 +5,8 @@ the outbox.
 - discord.py keeps per-route rate-limit buckets for the bot and waits out a short 429 itself; one longer than
   ``HOLD_SECONDS`` is raised out of its loop (``long_waits``) and the row is rescheduled instead of holding a worker.
 - 401: the token is refused. Every Discord send in this process stops (``TokenRefused``) until the service is
-  restarted with a new token, and an operator notice is raised (``REFUSED_STATE``, read by the operator checks).
+  restarted with a new token, and an operator notice is raised (``bot.planner.DISCORD_REFUSED``, which the
+  operator checks read).
 """
 
 from __future__ import annotations
@@ -19,15 +20,12 @@ import aiohttp
 import discord
 import discord.http
 
-from bot.planner import DISCORD_REFUSED
 from bot.publishers.contract import GoneError, InvalidPayloadError, PublishError, RateLimitedError, RetryableError
 
 log = logging.getLogger(__name__)
 
 HOLD_SECONDS = 5.0
 """The longest rate-limit wait a worker sits through; a longer ``retry_after`` reschedules the row."""
-REFUSED_STATE = DISCORD_REFUSED
-"""Service state key: why Discord refused the bot token (an operator notice while set)."""
 GONE_CODES = {
     10003: "the channel does not exist (deleted?)",
     10015: "the webhook was deleted",
@@ -61,8 +59,6 @@ class TokenRefused:
 
 def discord_error(error: Exception, refused: TokenRefused | None = None) -> PublishError:
     """The outbox's error for what discord.py raised."""
-    if isinstance(error, discord.RateLimited):
-        return RateLimitedError(f"Discord rate limit ({error.retry_after:.1f} s)", error.retry_after)
     if isinstance(error, LongRateLimitError):
         return RateLimitedError(f"Discord rate limit ({error.retry_after:.1f} s)", error.retry_after)
     if isinstance(error, discord.LoginFailure) or (isinstance(error, discord.HTTPException) and error.status == 401):

@@ -39,7 +39,7 @@ from starlette.responses import PlainTextResponse, Response
 from starlette.routing import Route
 
 from bot.chat.answers import Answers, Where, problem
-from bot.config import SlackConfig
+from bot.config_chat import SlackConfig
 from bot.slack.installations import SealedInstallationStore
 from digests.commands import CHANGES_SETTINGS, ChannelSettings, Command, CommandError, parse_command
 from digests.render.slack import SHARE_ACTION, SlackMessage, notice_reply, reply_message, shared_message

@@ -9,7 +9,7 @@ from typing import Any
 
 from slack_sdk.web.async_client import AsyncWebClient
 
-from bot.config import SlackConfig
+from bot.config_chat import SlackConfig
 from bot.publishers.contract import GoneError
 from bot.slack.installations import Sealer
 from storage.chat import Installs

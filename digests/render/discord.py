@@ -15,9 +15,8 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from digests.numbers import format_as_of, format_usd
-from digests.render.slack import format_as_of_text
-from digests.render.table import cut, digest_table, shown_name, view_table
+from digests.numbers import format_as_of, format_as_of_text, format_usd
+from digests.render.table import cut, digest_table, packed, shown_name, view_table
 from digests.replies import Answer, Card, Matches, Notice
 from digests.safety import display_text, markdown_escape
 from digests.views import Honesty, Match, ModelCard, MoversView, TopView
@@ -92,17 +91,7 @@ def code_text(text: str) -> str:
 
 def _fenced(lines: Sequence[str]) -> list[str]:
     """Lines as code blocks, each within ``DESCRIPTION_LIMIT`` (a table longer than one continues in the next)."""
-    room = DESCRIPTION_LIMIT - 8
-    blocks, chunk = [], ""
-    for line in lines:
-        line = cut(line, room)
-        if chunk and len(chunk) + 1 + len(line) > room:
-            blocks.append(f"```\n{chunk}\n```")
-            chunk = ""
-        chunk = f"{chunk}\n{line}" if chunk else line
-    if chunk:
-        blocks.append(f"```\n{chunk}\n```")
-    return blocks
+    return [f"```\n{chunk}\n```" for chunk in packed(lines, DESCRIPTION_LIMIT - 8)]
 
 
 class _Packer:
@@ -225,16 +214,8 @@ def text_messages(text: str) -> list[DiscordMessage]:
     """Plain text that may hold names from the source (a quiet-day line, an operator notice) as message content:
     markdown escaped line by line, split at line ends into messages of ``CONTENT_LIMIT``; a single longer line is
     cut with "…"."""
-    lines = [_LINE_START.sub(r"\\\1", markdown_escape(line)) for line in text.strip().splitlines()] or [""]
-    messages, chunk = [], ""
-    for line in lines:
-        line = cut(line, CONTENT_LIMIT)
-        if chunk and len(chunk) + 1 + len(line) > CONTENT_LIMIT:
-            messages.append(DiscordMessage(chunk))
-            chunk = ""
-        chunk = f"{chunk}\n{line}" if chunk else line
-    messages.append(DiscordMessage(chunk))
-    return messages
+    lines = [_LINE_START.sub(r"\\\1", markdown_escape(line)) for line in text.strip().splitlines()]
+    return [DiscordMessage(chunk) for chunk in packed(lines, CONTENT_LIMIT) or [""]]
 
 
 # -- /rankings replies -----------------------------------------------------------------------------------------

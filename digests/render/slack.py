@@ -10,12 +10,11 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime
 from typing import Any
 
-from digests.numbers import format_as_of, format_usd
+from digests.numbers import format_as_of, format_as_of_text, format_usd
 from digests.render.table import cut as _cut
-from digests.render.table import digest_table, shown_name, view_table
+from digests.render.table import digest_table, packed, shown_name, view_table
 from digests.replies import Answer, Card, Matches, Notice
 from digests.safety import display_text
 from digests.views import Honesty, Match, ModelCard, MoversView, TopView
@@ -83,16 +82,7 @@ def _sections(lines: Sequence[str], preformatted: bool = False) -> list[dict[str
     """Lines packed into as few sections as fit ``SECTION_TEXT_LIMIT`` (a code block stays a code block)."""
     fence = "```" if preformatted else ""
     room = SECTION_TEXT_LIMIT - 2 * len(fence) - 2
-    sections, chunk = [], ""
-    for line in lines:
-        line = _cut(line, room)
-        if chunk and len(chunk) + 1 + len(line) > room:
-            sections.append(_section(f"{fence}{chunk}{fence}"))
-            chunk = ""
-        chunk = f"{chunk}\n{line}" if chunk else line
-    if chunk:
-        sections.append(_section(f"{fence}{chunk}{fence}"))
-    return sections
+    return [_section(f"{fence}{chunk}{fence}") for chunk in packed(lines, room)]
 
 
 def _names(document: Mapping[str, Any]) -> dict[str, str]:
@@ -176,11 +166,6 @@ def digest_messages(
     leader = mrkdwn(shown_name(document["rows"][0])) if document["rows"] else "no ranked model"
     text = f"{_escape(title)}: #1 {leader}. {document['attribution']}"
     return _in_messages(text, blocks)
-
-
-def format_as_of_text(value: str) -> str:
-    """An ISO ``as_of`` from a JSON document as ``2026-10-11 00:27 UTC``."""
-    return format_as_of(datetime.fromisoformat(value.replace("Z", "+00:00")))
 
 
 # -- /rankings replies -----------------------------------------------------------------------------------------

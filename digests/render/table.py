@@ -20,6 +20,21 @@ def cut(text: str, limit: int) -> str:
     return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
+def packed(lines: Sequence[str], room: int) -> list[str]:
+    """Lines joined into as few chunks of at most ``room`` characters as they fit in, in order (a longer line is
+    cut with "…"): how a chat message's text is split without cutting it."""
+    chunks, chunk = [], ""
+    for line in lines:
+        line = cut(line, room)
+        if chunk and len(chunk) + 1 + len(line) > room:
+            chunks.append(chunk)
+            chunk = ""
+        chunk = f"{chunk}\n{line}" if chunk else line
+    if chunk:
+        chunks.append(chunk)
+    return chunks
+
+
 def aligned(rows: Sequence[Sequence[str]], right: Sequence[bool]) -> list[str]:
     """Rows of cells as lines, each column padded to its widest cell (right-aligned where ``right`` says)."""
     widths = [max(len(row[i]) for row in rows) for i in range(len(right))]
