@@ -14,7 +14,7 @@ import logging
 import os
 import socket
 import time
-from collections.abc import AsyncIterator, Iterator, Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -176,6 +176,20 @@ def poll_retry_delay(failures: int, poll_minutes: float) -> timedelta:
     return timedelta(minutes=min(poll_minutes, 2.0 ** (failures - 1)))
 
 
+def until_stopped(job: Callable[[], Awaitable[None]]) -> Callable[[], Coroutine[Any, Any, None]]:
+    """A scheduled job that a shutdown may interrupt anywhere (mid database read included) with one log line, not a
+    traceback from the scheduler: every job is written so that stopping halfway loses nothing."""
+
+    async def run() -> None:
+        try:
+            await job()
+        except asyncio.CancelledError:
+            log.info("%s interrupted by shutdown", getattr(job, "__name__", "a job"))
+
+    run.__name__ = getattr(job, "__name__", "job")
+    return run
+
+
 class Service:
     def __init__(self, parts: Parts, now: Any = utc_now, stopping: asyncio.Event | None = None) -> None:
         self.parts = parts
@@ -290,7 +304,7 @@ class Service:
         service = self.parts.settings.service
         common: dict[str, Any] = {"coalesce": True, "max_instances": 1, "misfire_grace_time": 3600}
         self.scheduler.add_job(
-            self.poll,
+            until_stopped(self.poll),
             IntervalTrigger(minutes=service.poll_minutes, jitter=service.poll_jitter_seconds or None),
             id="poll",
             next_run_time=datetime.now(UTC),
@@ -298,9 +312,13 @@ class Service:
         )
         self.sync_crons()
         self.scheduler.add_job(
-            self.check, IntervalTrigger(minutes=1), id="operations", next_run_time=datetime.now(UTC), **common
+            until_stopped(self.check),
+            IntervalTrigger(minutes=1),
+            id="operations",
+            next_run_time=datetime.now(UTC),
+            **common,
         )
-        self.scheduler.add_job(self._sync_crons, IntervalTrigger(minutes=1), id="crons", **common)
+        self.scheduler.add_job(until_stopped(self._sync_crons), IntervalTrigger(minutes=1), id="crons", **common)
 
     def sync_crons(self) -> None:
         """One job per weekly schedule in use (a channel subscribed from chat brings its own): added when a
@@ -317,7 +335,12 @@ class Service:
             if self.scheduler.get_job(job_id) is None:
                 trigger = CronTrigger.from_crontab(subscription.weekly_cron, timezone=subscription.timezone)
                 self.scheduler.add_job(
-                    self.plan, trigger, id=job_id, coalesce=True, max_instances=1, misfire_grace_time=3600
+                    until_stopped(self.plan),
+                    trigger,
+                    id=job_id,
+                    coalesce=True,
+                    max_instances=1,
+                    misfire_grace_time=3600,
                 )
 
     async def _sync_crons(self) -> None:
