@@ -63,6 +63,8 @@ class DiscordConfig(Section):
 
     token_env: str = Field("DISCORD_BOT_TOKEN", pattern=ENV_NAME)
     api_url: str = "https://discord.com/api/v10"
+    gateway_url: str = "wss://gateway.discord.gg/"
+    """Where the bot's gateway connection goes (Discord's own unless a test or a proxy says)."""
     test_guild: str = Field("", pattern=r"^(\d{15,21})?$")
     """Sync ``/rankings`` to this one server (instant, for trying changes); otherwise globally."""
     cooldown_commands: int = Field(5, ge=1)
@@ -75,6 +77,13 @@ class DiscordConfig(Section):
         if not value.startswith(("http://", "https://")):
             raise ValueError(f"{value!r} must start with https:// (or http:// for a local fake)")
         return value.rstrip("/")
+
+    @field_validator("gateway_url")
+    @classmethod
+    def _socket_address(cls, value: str) -> str:
+        if not value.startswith(("ws://", "wss://")):
+            raise ValueError(f"{value!r} must start with wss:// (or ws:// for a local fake)")
+        return value
 
     def token(self, environ: Mapping[str, str]) -> str | None:
         return environ.get(self.token_env) or None

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import re
 import shlex
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import date
 from typing import Any
@@ -105,6 +105,13 @@ CHANGES_SETTINGS = (Subscribe, Unsubscribe, ChannelSettings, Watch, Unwatch)
 """Commands that change the channel's subscription (an admin's; ``settings`` alone only shows)."""
 
 
+def changes_channel(command: Command) -> bool:
+    """Whether ``command`` changes what the channel receives (only an admin may)."""
+    if isinstance(command, ChannelSettings):
+        return command.changes
+    return isinstance(command, CHANGES_SETTINGS)
+
+
 @dataclass(frozen=True, slots=True)
 class Usage:
     name: str
@@ -133,9 +140,14 @@ USAGE: tuple[Usage, ...] = (
 EXAMPLES = {usage.name: usage.example for usage in USAGE}
 
 
-def help_lines(command: str) -> list[str]:
-    """One line per command: ``/rankings top 25`` — what it does."""
-    return [f"`{command}{' ' + u.example if u.example else ''}` — {u.does}" for u in USAGE]
+def text_usage(example: str, command: str = "/rankings") -> str:
+    """How a command is typed where it is one line of text (Slack): ``/rankings top 25``."""
+    return f"{command} {example}".strip()
+
+
+def help_lines(usage: Callable[[str], str] = text_usage) -> list[str]:
+    """One line per command, as the platform types it (``usage`` of each example) — what it does."""
+    return [f"`{usage(u.example)}` — {u.does}" for u in USAGE]
 
 
 def _number(word: str | None, what: str, low: int, high: int, example: str) -> int:
@@ -168,12 +180,16 @@ def weekly_cron(value: str) -> str:
 
 
 def _show(words: list[str], kind: str = "day", day: date | None = None) -> Show:
+    """``top``, ``week`` or ``day``, then in any order ``top N`` (or ``N``) and ``day YYYY-MM-DD`` (the day, or the
+    week ending that day)."""
     top = DEFAULT_TOP
     example = "week top 25" if kind == "week" else EXAMPLES["top"]
     while words:
         word = words.pop(0).lower()
         if word == "top":
             top = _number(words.pop(0) if words else None, "top", 1, MAX_TOP, example)
+        elif word == "day":
+            day = _day(words.pop(0) if words else None)
         elif word.isdigit():
             top = _number(word, "top", 1, MAX_TOP, example)
         else:

@@ -5,6 +5,7 @@ method reads the database: call it in a thread.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import date
 
@@ -23,6 +24,7 @@ from digests.commands import (
     Unwatch,
     Watch,
     help_lines,
+    text_usage,
 )
 from digests.digest import Digest, NoDataError
 from digests.names import display_name, model_info
@@ -43,16 +45,24 @@ class Where:
     channel: str
 
 
-def problem(error: CommandError, command: str) -> Notice:
-    return Notice((f"That did not work: {error.problem}", f"Try: `{command} {error.example}`"), error.example)
+def problem(error: CommandError, usage: Callable[[str], str] = text_usage) -> Notice:
+    """A bad command: what was wrong, and the example as the platform types it (``usage``)."""
+    return Notice((f"That did not work: {error.problem}", f"Try: `{usage(error.example)}`"), error.example)
 
 
 class Answers:
-    def __init__(self, data: SiteData, channels: ChatChannels, public_url: str = "", command: str = "/rankings"):
+    def __init__(
+        self,
+        data: SiteData,
+        channels: ChatChannels,
+        public_url: str = "",
+        usage: Callable[[str], str] = text_usage,
+    ) -> None:
         self.data = data
         self.channels = channels
         self.site = Site("", "", public_url.rstrip("/")) if public_url else None
-        self.command = command
+        self.usage = usage
+        """How the platform types a command given in the text grammar (``/rankings top 25``)."""
 
     def version(self) -> str:
         """The site version: replies are the same until it changes (``SiteData.page`` caches them by it)."""
@@ -62,7 +72,7 @@ class Answers:
         try:
             return self._answer(command, where)
         except CommandError as error:
-            return problem(error, self.command)
+            return problem(error, self.usage)
         except NoDataError as error:
             return Notice((str(error) if self.data.repo.latest_day() else NOTHING_STORED,))
 
@@ -89,8 +99,8 @@ class Answers:
         if isinstance(command, Watch | Unwatch):
             return self.watch(command, where)
         assert isinstance(command, Help)
-        first = (f"`{command.unknown}` is not a `{self.command}` command. These are:",) if command.unknown else ()
-        return Notice((*first, *help_lines(self.command)))
+        first = (f"`{command.unknown}` is not a `{self.usage('')}` command. These are:",) if command.unknown else ()
+        return Notice((*first, *help_lines(self.usage)))
 
     def _digest(self, kind: str, end: date | None) -> Digest:
         if end is not None:
@@ -103,11 +113,12 @@ class Answers:
     def top(self, command: Show) -> TopView:
         return top_view(self._digest(command.kind, command.day), command.top)
 
-    def _matches(self, query: str) -> list[Match]:
+    def search(self, query: str, limit: int = 8) -> list[Match]:
+        """The models ``query`` finds (typos forgiven), best first."""
         history, catalogue = self.data.history()
         if not history:
             raise NoDataError(NOTHING_STORED)
-        return search_models(query, history, catalogue, limit=8)
+        return search_models(query, history, catalogue, limit=limit)
 
     @staticmethod
     def _chosen(matches: list[Match]) -> Match | None:
@@ -124,7 +135,7 @@ class Answers:
         return None
 
     def model(self, query: str) -> Card | Matches:
-        matches = self._matches(query)
+        matches = self.search(query)
         chosen = self._chosen(matches)
         if chosen is None:
             return Matches(query, tuple(matches))
@@ -135,7 +146,7 @@ class Answers:
 
     def watch(self, command: Watch | Unwatch, where: Where) -> Answer:
         adding = isinstance(command, Watch)
-        matches = self._matches(command.query)
+        matches = self.search(command.query)
         chosen = self._chosen(matches)
         if chosen is None:
             return Matches(command.query, tuple(matches))

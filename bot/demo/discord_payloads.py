@@ -120,3 +120,69 @@ def message_object(sent: Sent, created: bool = False) -> dict[str, Any]:
     if sent.webhook_id:
         body["webhook_id"] = sent.webhook_id
     return body
+
+
+# -- interactions, as the gateway carries them (INTERACTION_CREATE) ----------------------------------------------
+GUILD_ID = "1200000000000000001"
+MANAGE_GUILD = 1 << 5
+EVERYONE_PERMISSIONS = (1 << 10) | (1 << 11)
+"""View Channel and Send Messages: what a member without Manage Server has."""
+OPTION_TYPES = {str: 3, int: 4, bool: 5}
+_interaction_ids = iter(range(1_300_000_000_000_000_000, 1_400_000_000_000_000_000))
+
+
+def options(values: dict[str, Any], focused: str | None = None) -> list[dict[str, Any]]:
+    found = []
+    for name, value in values.items():
+        option = {"type": OPTION_TYPES[type(value)], "name": name, "value": value}
+        found.append({**option, "focused": True} if name == focused else option)
+    return found
+
+
+def interaction(
+    kind: int,
+    data: dict[str, Any],
+    channel_id: str,
+    user_id: str = "1100000000000000010",
+    permissions: int = EVERYONE_PERMISSIONS,
+    guild_id: str | None = GUILD_ID,
+    message: dict[str, Any] | None = None,
+) -> dict[str, Any]:
+    """An interaction of ``kind`` (2 command, 3 component, 4 autocomplete) in a server channel, or in a DM when
+    ``guild_id`` is ``None``; by a member with ``permissions``."""
+    interaction_id = str(next(_interaction_ids))
+    person = user(user_id, f"user{user_id[-4:]}")
+    body: dict[str, Any] = {
+        "id": interaction_id,
+        "application_id": APPLICATION_ID,
+        "type": kind,
+        "token": f"itoken-{interaction_id}",
+        "version": 1,
+        "attachment_size_limit": 10 * 1024 * 1024,
+        "channel_id": channel_id,
+        "data": data,
+        "app_permissions": str(EVERYONE_PERMISSIONS | (1 << 14) | (1 << 15) | (1 << 16)),
+        "locale": "en-US",
+        "entitlements": [],
+        "authorizing_integration_owners": {"0": guild_id} if guild_id else {"1": user_id},
+        "context": 0 if guild_id else 1,
+    }
+    if guild_id is None:
+        body["user"] = person
+        body["channel"] = {"id": channel_id, "type": 1, "recipients": [person]}
+    else:
+        body["guild_id"] = guild_id
+        body["guild_locale"] = "en-US"
+        body["channel"] = {"id": channel_id, "type": 0, "guild_id": guild_id, "name": "rankings", "position": 0,
+                           "permission_overwrites": [], "nsfw": False, "parent_id": None}  # fmt: skip
+        body["member"] = {"user": person, "roles": [], "joined_at": "2026-01-01T00:00:00+00:00", "deaf": False,
+                          "mute": False, "flags": 0, "permissions": str(permissions)}  # fmt: skip
+    if message is not None:
+        body["message"] = message
+    return body
+
+
+def command_data(subcommand: str, values: dict[str, Any], focused: str | None = None) -> dict[str, Any]:
+    """The ``data`` of ``/rankings <subcommand>`` with option ``values``."""
+    sub = {"type": 1, "name": subcommand, "options": options(values, focused)}
+    return {"id": "1200000000000000100", "name": "rankings", "type": 1, "options": [sub]}

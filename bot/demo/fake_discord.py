@@ -104,6 +104,10 @@ class FakeDiscord:
     def api_url(self) -> str:
         return f"{self.url}/api/v10"
 
+    @property
+    def gateway_url(self) -> str:
+        return self.url.replace("http", "ws", 1) + "/gateway"
+
     def webhook_url(self, webhook_id: str, token: str = "hooktoken") -> str:  # noqa: S107 - a fake's
         return f"{self.api_url}/webhooks/{webhook_id}/{token}"
 
@@ -182,7 +186,7 @@ class FakeDiscord:
             return self._json(200, application())
         if path == "/gateway/bot":
             limit = {"total": 1000, "remaining": 999, "reset_after": 0, "max_concurrency": 1}
-            return self._json(200, {"url": self.url.replace("http", "ws"), "shards": 1, "session_start_limit": limit})
+            return self._json(200, {"url": self.gateway_url, "shards": 1, "session_start_limit": limit})
         if parts[0] == "channels" and len(parts) == 3 and parts[2] == "messages":
             if request.method == "POST":
                 return await self._post(request, parts[1], None)
@@ -319,7 +323,7 @@ class FakeDiscord:
                     "user": user(BOT_ID, "rankbot", bot=True),
                     "guilds": [],
                     "session_id": f"session-{self.identifies}",
-                    "resume_gateway_url": self.url.replace("http", "ws"),
+                    "resume_gateway_url": self.gateway_url,
                     "application": {"id": APPLICATION_ID, "flags": 0},
                 }
                 await socket.send_json({"op": 0, "t": "READY", "s": next(self._seq), "d": ready})

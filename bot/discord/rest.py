@@ -18,7 +18,9 @@ from typing import Any
 
 import aiohttp
 import discord
+import discord.gateway
 import discord.http
+import yarl
 
 from bot.publishers.contract import GoneError, InvalidPayloadError, PublishError, RateLimitedError, RetryableError
 
@@ -34,9 +36,12 @@ GONE_CODES = {
 }
 
 
-def point_at(api_url: str) -> None:
-    """Send every REST call, the bot's and the webhooks', to ``api_url`` (Discord's own unless a test says)."""
+def point_at(api_url: str, gateway_url: str | None = None) -> None:
+    """Send every REST call, the bot's and the webhooks', to ``api_url``, and the gateway connection to
+    ``gateway_url`` (Discord's own unless a test says)."""
     discord.http.Route.BASE = api_url.rstrip("/")
+    if gateway_url is not None:
+        discord.gateway.DiscordWebSocket.DEFAULT_GATEWAY = yarl.URL(gateway_url)
 
 
 class TokenRefused:

@@ -41,7 +41,7 @@ from starlette.routing import Route
 from bot.chat.answers import Answers, Where, problem
 from bot.config_chat import SlackConfig
 from bot.slack.installations import SealedInstallationStore
-from digests.commands import CHANGES_SETTINGS, ChannelSettings, Command, CommandError, parse_command
+from digests.commands import CHANGES_SETTINGS, Command, CommandError, changes_channel, parse_command
 from digests.render.slack import SHARE_ACTION, SlackMessage, notice_reply, reply_message, shared_message
 from digests.replies import Notice
 from storage.chat import ChatRequests
@@ -245,8 +245,8 @@ class SlackChat:
         try:
             command = parse_command(text)
         except CommandError as error:
-            return notice_reply(problem(error, COMMAND))
-        if _changes(command):
+            return notice_reply(problem(error, self.answers.usage))
+        if changes_channel(command):
             if not await self.is_admin(client, where.team, user):
                 return notice_reply(Notice((REFUSAL,)))
             if body is not None and not await self.first_time(body):
@@ -363,9 +363,3 @@ class SlackChat:
             await stopping.wait()
         finally:
             await handler.close_async()  # type: ignore[no-untyped-call]
-
-
-def _changes(command: Command) -> bool:
-    if isinstance(command, ChannelSettings):
-        return command.changes
-    return isinstance(command, CHANGES_SETTINGS)

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from functools import partial
 from typing import Any
 
 from sqlalchemy import Engine
@@ -18,6 +19,7 @@ from bot.slack.clients import SlackClients
 from bot.slack.installations import DatabaseStateStore, SealedInstallationStore, Sealer
 from bot.slack.publisher import SlackPublisher
 from bot.web.site import SiteData
+from digests.commands import text_usage
 from storage.archive import Archive
 from storage.chat import ChatRequests, Installs, OAuthStates
 from storage.delivery import DeliveryStore
@@ -65,6 +67,6 @@ def slack_chat(
     parts = slack_parts(settings, environ, engine)
     store = DeliveryStore(engine)
     channels = ChatChannels("slack", store, Repository(engine), configured_channels(settings))
-    answers = Answers(data, channels, settings.web.public_url, COMMAND)
+    answers = Answers(data, channels, settings.web.public_url, partial(text_usage, command=COMMAND))
     states = DatabaseStateStore(OAuthStates(engine)) if parts.installations is not None else None
     return SlackChat(settings.slack, environ, answers, ChatRequests(engine), store, parts.installations, states, clock)

@@ -15,6 +15,20 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from digests.commands import (
+    DEFAULT_TOP,
+    ChannelSettings,
+    CommandError,
+    ModelQuery,
+    Movers,
+    Show,
+    Subscribe,
+    Unsubscribe,
+    Unwatch,
+    Watch,
+    parse_command,
+    schedule_text,
+)
 from digests.numbers import format_as_of, format_as_of_text, format_usd
 from digests.render.table import cut, digest_table, packed, shown_name, view_table
 from digests.replies import Answer, Card, Matches, Notice
@@ -332,3 +346,41 @@ def shared_message(message: DiscordMessage, user_name: str) -> DiscordMessage:
     shared = f"Shared by {display_text(user_name, 40)} with /rankings"
     last["footer"] = {"text": cut(f"{footer} · {shared}" if footer else shared, FOOTER_LIMIT)}
     return DiscordMessage(message.content, tuple(embeds))
+
+
+def slash_usage(example: str, command: str = "/rankings") -> str:
+    """A command in the text grammar (``settings top 15 tz Europe/Berlin``) as Discord's ``/rankings`` subcommand
+    with its options (``/rankings settings top:15 timezone:Europe/Berlin``): how help and examples read there."""
+    try:
+        parsed = parse_command(example)
+    except CommandError:
+        return f"{command} {example}".strip()
+    words: list[str] = []
+    if isinstance(parsed, Show):
+        words = ["top"]  # a group is not a command by itself: the bare command is `top`
+        if parsed.top != DEFAULT_TOP:
+            words.append(f"n:{parsed.top}")
+        if parsed.kind == "week":
+            words.append("period:week")
+        if parsed.day is not None:
+            words.append(f"day:{parsed.day.isoformat()}")
+    elif isinstance(parsed, ModelQuery | Watch | Unwatch):
+        name = {ModelQuery: "model", Watch: "watch", Unwatch: "unwatch"}[type(parsed)]
+        words = [name, f"{'query' if name == 'model' else 'model'}:{parsed.query}"]
+    elif isinstance(parsed, Movers):
+        words = ["movers", *(["period:week"] if parsed.kind == "week" else [])]
+    elif isinstance(parsed, Subscribe):
+        words = ["subscribe", f"feed:{parsed.feed}"]
+    elif isinstance(parsed, Unsubscribe):
+        words = ["unsubscribe", *([f"feed:{parsed.feed}"] if parsed.feed else [])]
+    elif isinstance(parsed, ChannelSettings):
+        words = ["settings"]
+        for name in ("top", "jump", "quiet", "timezone"):
+            value = getattr(parsed, name)
+            if value is not None:
+                words.append(f"{name}:{value}")
+        if parsed.at is not None:
+            words.append(f"at:{schedule_text(parsed.at)}")
+    else:
+        words = ["help"]
+    return " ".join([command, *words])
