@@ -7,6 +7,7 @@ channel" once and after a restart, the command sync, and a dropped gateway resum
 from __future__ import annotations
 
 import asyncio
+import itertools
 import json
 import shutil
 import time
@@ -21,10 +22,19 @@ from sqlalchemy import Engine, event
 
 from bot.config import Settings, WebConfig
 from bot.config_chat import DiscordConfig
-from bot.demo.discord_payloads import GUILD_ID, MANAGE_GUILD, command_data, interaction
+from bot.config_outputs import DiscordOutput
+from bot.demo.discord_payloads import (
+    EVERYONE_PERMISSIONS,
+    GUILD_ID,
+    MANAGE_GUILD,
+    command_data,
+    interaction,
+    message_shell,
+    too_long,
+)
 from bot.demo.fake_discord import FakeDiscord
 from bot.demo.generator import SyntheticHistory, generate_history
-from bot.discord.app import SHARE_ID, DiscordChat, tree_hash
+from bot.discord.app import SHARE_ID, DiscordChat
 from bot.discord.parts import discord_chat
 from bot.web.site import SiteData
 from digests.model import DigestSettings
@@ -32,13 +42,17 @@ from digests.render.discord import NO_MENTIONS
 from storage.archive import Archive
 from storage.delivery import DeliveryStore
 from storage.engine import open_database
+from storage.outbox_rows import UNSUBSCRIBED
 from storage.repository import Repository
+from storage.service_state import ServiceState
+from tests.test_cli import rankbot
 from tests.website import publish
 
 CHANNEL = "1200000000000000050"
 ADMIN = "1100000000000000020"
 MEMBER = "1100000000000000021"
 PUBLIC = "https://rankings.example.com"
+MESSAGE_IDS = itertools.count(1_250_000_000_000_000_000)
 
 
 @pytest.fixture(scope="module")
@@ -101,10 +115,11 @@ class Bot:
         await asyncio.wait_for(self.task, 20)
 
 
-async def started(path: Path, fake: FakeDiscord, **discord: Any) -> Bot:
+async def started(path: Path, fake: FakeDiscord, outputs: tuple[Any, ...] = (), **discord: Any) -> Bot:
     engine = open_database(f"sqlite:///{path}")
+    discord.setdefault("cooldown_commands", 100)  # the cooldown has its own test
     config = DiscordConfig(api_url=fake.api_url, gateway_url=fake.gateway_url, **discord)
-    settings = Settings(discord=config, web=WebConfig(public_url=PUBLIC))
+    settings = Settings(discord=config, web=WebConfig(public_url=PUBLIC), outputs=outputs)
     data = SiteData(Repository(engine), Archive(engine), DigestSettings())
     chat = discord_chat(settings, {"DISCORD_BOT_TOKEN": fake.token}, engine, data)
     assert chat is not None
@@ -141,3 +156,273 @@ async def test_top_answers_ephemerally_with_the_source_day_as_of_attribution_and
     footer = data["embeds"][0]["footer"]["text"]
     assert "data as of" in footer and "OpenRouter" in footer and "UTC" in footer
     assert data["components"][0]["components"][0]["custom_id"] == SHARE_ID
+    within_limits_of_discord(answer)
+    latest = Repository(bot.engine).latest_day()
+    assert f"Source day {latest} (UTC, complete)" in footer
+    table = data["embeds"][0]["description"]
+    assert len(table.split("```")[1].strip().splitlines()) == 6  # header + 5 rows
+
+
+def within_limits_of_discord(answer: dict[str, Any]) -> None:
+    assert too_long(answer.get("data") or answer) is None
+
+
+@pytest.mark.parametrize(
+    ("subcommand", "values", "expected"),
+    [
+        ("top", {"n": 25}, "Top 25 on OpenRouter — the day"),
+        ("top", {"period": "week"}, "Top 10 on OpenRouter — the week"),
+        ("top", {"period": "week", "n": 5}, "Top 5 on OpenRouter — the week"),
+        ("movers", {}, "What moved on OpenRouter — the day"),
+        ("movers", {"period": "week"}, "What moved on OpenRouter — the week"),
+        ("model", {"query": "deepseek-1.0-flash"}, "Days in the top 50"),
+        ("model", {"query": "flash"}, "Several models match"),
+        ("model", {"query": "zzzzqqq"}, "No model matches"),
+        ("help", {}, "/rankings subscribe feed:daily"),
+        ("settings", {}, "This channel subscribes to nothing yet"),
+    ],
+)
+async def test_every_reading_command_answers_anyone(
+    bot: Bot, subcommand: str, values: dict[str, Any], expected: str
+) -> None:
+    for user, permissions in ((ADMIN, MANAGE_GUILD), (MEMBER, None)):
+        [answer] = await bot.ask(subcommand, user, permissions, **values)
+        assert answer["type"] == 4 and answer["data"]["flags"] & 64
+        assert expected in flat([answer]), (subcommand, values)
+        within_limits_of_discord(answer)
+        # a second person does not wait for the first one's cooldown
+    assert "Slow down" not in flat(bot.fake.callbacks)
+
+
+async def test_a_day_or_the_week_ending_it_and_a_day_not_stored(bot: Bot) -> None:
+    stored = Repository(bot.engine).stored_days()
+    [day] = await bot.ask("top", day=stored[-5].isoformat())
+    assert f"Source day {stored[-5]} (UTC, complete)" in flat([day])
+    [week] = await bot.ask("top", ADMIN, period="week", day=stored[-5].isoformat())
+    assert f"{stored[-11]} → {stored[-5]}" in flat([week]) and "the week" in flat([week])
+    [missing] = await bot.ask("top", "1100000000000000022", day="2001-01-01")
+    assert f"no complete day 2001-01-01 is stored (stored days run from {stored[0]} to {stored[-1]})" in flat([missing])
+
+
+@pytest.mark.parametrize(
+    ("subcommand", "values", "problem", "example"),
+    [
+        ("top", {"day": "2026-13-45"}, "is not a date: write it as YYYY-MM-DD", "/rankings top day:2026-10-07"),
+        ("settings", {"at": "someday 25:00"}, "give a weekday and a 24-hour time", "/rankings settings at:mon 09:00"),
+        ("settings", {"timezone": "Mars/Olympus"}, "`Mars/Olympus` is not a time zone", "timezone:Europe/Berlin"),
+        ("top", {"day": "2026-10-07 top 99"}, "is not a date", "/rankings top day:2026-10-07"),
+    ],
+)
+async def test_a_bad_option_names_the_problem_and_gives_the_example_as_discord_types_it(
+    bot: Bot, subcommand: str, values: dict[str, Any], problem: str, example: str
+) -> None:
+    [answer] = await bot.ask(subcommand, ADMIN, MANAGE_GUILD, **values)
+    text = answer["data"]["embeds"][0]["description"]
+    assert text.startswith("That did not work: ") and problem in text and example in text, text
+    assert "components" not in answer["data"] or not answer["data"]["components"]  # nothing to share
+
+
+async def test_changing_what_a_channel_receives_needs_manage_server_in_a_server(bot: Bot) -> None:
+    store = DeliveryStore(bot.engine)
+    name = f"discord:{GUILD_ID}:{CHANNEL}"
+    for subcommand, values in (
+        ("subscribe", {"feed": "daily"}),
+        ("unsubscribe", {}),
+        ("settings", {"top": 5}),
+        ("watch", {"model": "deepseek-1.0-flash"}),
+        ("unwatch", {"model": "flash"}),
+    ):
+        [answer] = await bot.ask(subcommand, f"11000000000000001{len(subcommand):02d}", **values)
+        assert "Only someone with **Manage Server**" in flat([answer]), subcommand
+    assert store.destination(name) is None
+    dm = interaction(2, command_data("subscribe", {"feed": "daily"}), "1200000000000000099", guild_id=None)
+    [answer] = await bot.send(dm)
+    assert "set up in a server's channel" in flat([answer])
+    [answer] = await bot.ask("subscribe", ADMIN, MANAGE_GUILD | EVERYONE_PERMISSIONS, feed="weekly")
+    assert "Subscribed: this channel gets the weekly digest" in flat([answer])
+
+
+async def test_subscriptions_from_chat_are_destinations_in_the_same_table(bot: Bot) -> None:
+    store = DeliveryStore(bot.engine)
+    name = f"discord:{GUILD_ID}:{CHANNEL}"
+    assert "Subscribed: this channel gets the daily alerts" in flat(
+        await bot.ask("subscribe", ADMIN, MANAGE_GUILD, feed="daily")
+    )
+    saved = await bot.ask(
+        "settings", ADMIN, MANAGE_GUILD, top=15, jump=3, quiet="line", timezone="Europe/Berlin", at="fri 17:30"
+    )
+    assert "Settings saved" in flat(saved)
+    await bot.ask("subscribe", ADMIN, MANAGE_GUILD, feed="weekly")
+    destination = store.destination(name)
+    assert destination is not None and destination.origin == "discord" and destination.enabled
+    assert destination.kind == "discord" and destination.target["channel"] == CHANNEL
+    assert destination.target["team"] == GUILD_ID and destination.target["top"] == 15
+    subscription = destination.subscription
+    assert (subscription.daily, subscription.weekly, subscription.quiet_day) == (True, True, "line")
+    assert (subscription.weekly_cron, subscription.timezone) == ("30 17 * * fri", "Europe/Berlin")
+    shown = flat(await bot.ask("settings", MEMBER))
+    assert "on, fri 17:30 Europe/Berlin" in shown and "quiet days: one line" in shown and "**Top shown:** 15" in shown
+    watched = flat(await bot.ask("watch", ADMIN, MANAGE_GUILD, model="deepseek-1.0-flash"))
+    assert "Watching DeepSeek 1.0 Flash (`deepseek/deepseek-1.0-flash-20260810`)" in watched
+    assert "Unsubscribed from everything" in flat(await bot.ask("unsubscribe", ADMIN, MANAGE_GUILD))
+    gone = store.destination(name)
+    assert gone is not None and not gone.enabled and gone.disabled_reason == UNSUBSCRIBED
+    assert gone.target["watch"] == []
+
+
+async def test_a_configured_channel_is_not_changed_from_chat(original: Path, tmp_path: Path, fake: FakeDiscord) -> None:
+    path = tmp_path / "site.db"
+    shutil.copy(original, path)
+    output = DiscordOutput(kind="discord", name="team-room", channel_id=CHANNEL)
+    running = await started(path, fake, outputs=(output,))
+    try:
+        answer = flat(await running.ask("subscribe", ADMIN, MANAGE_GUILD, feed="daily"))
+        assert "set in rankbot's configuration (output `team-room`)" in answer
+    finally:
+        await running.stop()
+        running.engine.dispose()
+
+
+async def test_one_person_flooding_gets_slow_down_and_others_are_answered(
+    original: Path, tmp_path: Path, fake: FakeDiscord
+) -> None:
+    path = tmp_path / "site.db"
+    shutil.copy(original, path)
+    running = await started(path, fake, cooldown_commands=3, cooldown_seconds=30)
+    try:
+        answers = [flat(await running.ask("help", MEMBER)) for _ in range(4)]
+        assert all("/rankings top n:25" in answer for answer in answers[:3])
+        assert "Slow down: 3 commands per 30 s each. Try again in" in answers[3]
+        assert "/rankings top n:25" in flat(await running.ask("help", ADMIN))
+    finally:
+        await running.stop()
+        running.engine.dispose()
+
+
+async def test_autocomplete_offers_models_within_discords_limits(bot: Bot) -> None:
+    for subcommand, option in (("model", "query"), ("watch", "model"), ("unwatch", "model")):
+        payload = interaction(4, command_data(subcommand, {option: "flsh"}, focused=option), CHANNEL)
+        [answer] = await bot.send(payload)
+        assert answer["type"] == 8
+        offered = answer["data"]["choices"]
+        assert 0 < len(offered) <= 25 and all(len(c["name"]) <= 100 and len(c["value"]) <= 100 for c in offered)
+        assert any("flash" in c["value"] for c in offered), offered
+    payload = interaction(4, command_data("settings", {"timezone": "berl"}, focused="timezone"), CHANNEL)
+    [answer] = await bot.send(payload)
+    assert [c["value"] for c in answer["data"]["choices"]] == ["Europe/Berlin"]
+
+
+async def test_a_slow_answer_is_deferred_first_then_follows(bot: Bot) -> None:
+    slow_once(bot.engine, 3.0)
+    started_at = time.monotonic()
+    answers = await bot.ask("top", MEMBER, n=3, answers=2)
+    deferred, followup = answers
+    assert deferred["type"] == 5 and deferred["data"]["flags"] & 64
+    assert followup["method"] == "POST" and followup["flags"] & 64
+    assert "Top 3 on OpenRouter" in flat([followup]) and followup["allowed_mentions"] == NO_MENTIONS
+    assert time.monotonic() - started_at >= 3.0
+
+
+def slow_once(engine: Engine, seconds: float) -> None:
+    """The next query waits ``seconds`` (a database under load), then the database is quick again."""
+    pending = [seconds]
+
+    def before(*_: Any) -> None:
+        if pending:
+            time.sleep(pending.pop())
+
+    event.listen(engine, "before_cursor_execute", before)
+
+
+def ephemeral_message(answer: dict[str, Any]) -> dict[str, Any]:
+    """The ephemeral reply as Discord hands it back under a button click (``interaction.message``)."""
+    data = answer["data"]
+    shell = message_shell()
+    return {**shell, "id": str(next(MESSAGE_IDS)), "channel_id": CHANNEL, "embeds": data["embeds"],
+            "components": data["components"], "flags": 64}  # fmt: skip
+
+
+async def test_share_posts_the_reply_to_the_channel_once_with_who_shared_it_even_after_a_restart(
+    bot: Bot, original: Path
+) -> None:
+    [answer] = await bot.ask("top", MEMBER, n=5)
+    message = ephemeral_message(answer)
+    click = interaction(3, {"custom_id": SHARE_ID, "component_type": 2}, CHANNEL, ADMIN, message=message)
+    [shared] = await bot.send(click)
+    assert shared["type"] == 4 and not (shared["data"].get("flags") or 0) & 64
+    assert shared["data"]["allowed_mentions"] == NO_MENTIONS
+    assert shared["data"]["embeds"][0]["description"] == answer["data"]["embeds"][0]["description"]
+    assert "Shared by user0020 with /rankings" in shared["data"]["embeds"][-1]["footer"]["text"]
+    [again] = await bot.send(interaction(3, {"custom_id": SHARE_ID, "component_type": 2}, CHANNEL, MEMBER,
+                                         message=message))  # fmt: skip
+    assert again["data"]["flags"] & 64 and "Already shared." in flat([again])
+    # a restart: the button under an earlier reply still works (a persistent view)
+    path = Path(str(bot.engine.url.database))
+    await bot.stop()
+    restarted = await started(path, bot.fake)
+    try:
+        [later] = await restarted.ask("movers", MEMBER)
+        click = interaction(3, {"custom_id": SHARE_ID, "component_type": 2}, CHANNEL, MEMBER,
+                            message=ephemeral_message(later))  # fmt: skip
+        [shared_later] = await restarted.send(click)
+        assert shared_later["type"] == 4 and "What moved on OpenRouter" in flat([shared_later])
+    finally:
+        await restarted.stop()
+        restarted.engine.dispose()
+        bot.stopping.set()
+
+
+async def test_commands_are_synced_at_start_only_when_they_changed(original: Path, tmp_path: Path) -> None:
+    path = tmp_path / "site.db"
+    shutil.copy(original, path)
+    with FakeDiscord() as fake:
+        first = await started(path, fake)
+        await first.stop()
+        assert [scope for scope, _ in fake.synced] == ["global"]
+        [rankings] = fake.synced[0][1]
+        assert rankings["name"] == "rankings" and rankings["type"] == 1
+        subcommands = {option["name"]: option for option in rankings["options"]}
+        assert set(subcommands) == {"top", "model", "movers", "subscribe", "unsubscribe", "settings", "watch",
+                                    "unwatch", "help"}  # fmt: skip
+        n = next(o for o in subcommands["top"]["options"] if o["name"] == "n")
+        assert (n["min_value"], n["max_value"]) == (1, 50)
+        assert next(o for o in subcommands["model"]["options"])["autocomplete"] is True
+        again = await started(path, fake)  # the same commands: no second (rate-limited) global sync
+        await again.stop()
+        assert len(fake.synced) == 1
+        ServiceState(first.engine).set_state("discord_commands:global", "a tree of an older release")
+        changed = await started(path, fake)
+        await changed.stop()
+        assert len(fake.synced) == 2
+        guild = await started(path, fake, test_guild=GUILD_ID)  # a test server has its own scope
+        await guild.stop()
+        assert [scope for scope, _ in fake.synced] == ["global", "global", GUILD_ID]
+        state = ServiceState(first.engine)
+        assert state.state(f"discord_commands:{GUILD_ID}") == state.state("discord_commands:global")
+        for running in (first, again, changed, guild):
+            running.engine.dispose()
+
+
+def test_rankbot_discord_sync_syncs_to_a_server_and_stores_the_hash(original: Path, tmp_path: Path) -> None:
+    path = tmp_path / "site.db"
+    shutil.copy(original, path)
+    with FakeDiscord() as fake:
+        where = {"RANKBOT_STORAGE_DATABASE_URL": f"sqlite:///{path}", "RANKBOT_DISCORD_API_URL": fake.api_url}
+        environ = {**where, "DISCORD_BOT_TOKEN": fake.token}
+        done = rankbot("discord", "sync", "--guild", GUILD_ID, cwd=tmp_path, env=environ)
+        assert done.returncode == 0, done.stderr
+        assert f"synced /rankings (9 subcommands) to server {GUILD_ID}" in done.stdout
+        assert [scope for scope, _ in fake.synced] == [GUILD_ID]
+        everywhere = rankbot("discord", "sync", cwd=tmp_path, env=environ)
+        assert everywhere.returncode == 0 and "to every server" in everywhere.stdout
+        refused = rankbot("discord", "sync", cwd=tmp_path, env={**where, "DISCORD_BOT_TOKEN": "wrong"})
+        assert refused.returncode == 1 and "refused the token in DISCORD_BOT_TOKEN" in refused.stderr
+        assert "wrong" not in refused.stderr
+        missing = rankbot("discord", "sync", cwd=tmp_path, env=where)
+        assert missing.returncode == 1 and "set DISCORD_BOT_TOKEN" in missing.stderr
+        bad = rankbot("discord", "sync", "--guild", "my-server", cwd=tmp_path, env=environ)
+        assert bad.returncode == 1 and "is not a server id" in bad.stderr
+    engine = open_database(f"sqlite:///{path}")
+    state = ServiceState(engine)
+    assert state.state(f"discord_commands:{GUILD_ID}") == state.state("discord_commands:global") is not None
+    engine.dispose()

@@ -47,3 +47,48 @@ def invite(
         except (discord.HTTPException, OSError) as error:
             fail(f"could not ask Discord for the application id ({type(error).__name__}): pass --application-id")
     out.print(invite_url(application_id), highlight=False, soft_wrap=True, markup=False)
+
+
+@app.command("sync")
+def sync(
+    guild: Annotated[
+        str | None,
+        typer.Option(
+            "--guild",
+            help="A server's id: sync there only (instant); otherwise [discord] test_guild, or "
+            "every server (global commands can take a while to appear).",
+        ),
+    ] = None,
+    config: ConfigOption = None,
+) -> None:
+    """Register /rankings and its subcommands with Discord. `rankbot run` does this itself when the commands changed
+    since the last sync; run it by hand for a new server id or after resetting the application."""
+    from bot.discord.parts import discord_chat
+    from bot.web.site import SiteData
+    from storage.archive import Archive
+    from storage.engine import open_database
+    from storage.repository import Repository
+
+    settings = settings_from(config)
+    if guild is not None and not (guild.isdigit() and 15 <= len(guild) <= 21):
+        fail(f"--guild {guild[:30]!r} is not a server id: copy it with Developer Mode on (right-click the server)")
+    engine = open_database(settings.storage.database_url)
+    try:
+        data = SiteData(Repository(engine), Archive(engine), settings.digest.settings())
+        chat = discord_chat(settings, os.environ, engine, data)
+        if chat is None:
+            fail(f"no bot token: set {settings.discord.token_env} (discord.token_env) to the bot's token")
+        try:
+            done = asyncio.run(chat.sync_now(guild))
+        except discord.LoginFailure:
+            fail(
+                f"Discord refused the token in {settings.discord.token_env}: copy the bot's token again "
+                "(Developer Portal → Bot → Reset Token)"
+            )
+        except discord.HTTPException as error:
+            fail(f"Discord refused the sync (HTTP {error.status}: {error.text[:200]}): is the bot in that server?")
+        except OSError as error:
+            fail(f"could not reach Discord ({type(error).__name__}): check [discord] api_url and the network")
+        out.print(done, highlight=False, soft_wrap=True, markup=False)
+    finally:
+        engine.dispose()

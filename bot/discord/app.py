@@ -202,7 +202,8 @@ class GatewayClient(discord.Client):
     def __init__(self, chat: DiscordChat) -> None:
         intents = discord.Intents.none()
         intents.guilds = True  # not privileged; without it discord.py warns and knows no server
-        super().__init__(intents=intents, allowed_mentions=discord.AllowedMentions.none())
+        # ready without waiting for every server's GUILD_CREATE: nothing here reads the server cache
+        super().__init__(intents=intents, allowed_mentions=discord.AllowedMentions.none(), guild_ready_timeout=0.1)
         self.chat = chat
         self.tree = command_tree(self, chat)
 
@@ -349,16 +350,28 @@ class DiscordChat:
     def scope(self, guild: str | None = None) -> str:
         return guild or self.config.test_guild or "global"
 
-    async def sync(self, tree: app_commands.CommandTree[Any], guild: str | None = None) -> int:
-        """Sync the commands to ``guild`` (or ``[discord] test_guild``, or globally); store the tree's hash."""
+    async def sync(self, tree: app_commands.CommandTree[Any], guild: str | None = None) -> str:
+        """Sync the commands to ``guild`` (or ``[discord] test_guild``, or globally) and store the tree's hash;
+        what was done, in one line."""
         scope = self.scope(guild)
         target = discord.Object(int(scope)) if scope != "global" else None
         if target is not None:
             tree.copy_global_to(guild=target)
-        synced = await tree.sync(guild=target)
+        await tree.sync(guild=target)
         await asyncio.to_thread(self.state.set_state, f"{SYNCED}:{scope}", tree_hash(tree))
-        log.info("synced %d /rankings commands to %s", len(synced), f"server {scope}" if target else "every server")
-        return len(synced)
+        count = sum(len(getattr(command, "commands", ())) for command in tree.get_commands())
+        done = f"synced /rankings ({count} subcommands) to {f'server {scope}' if target else 'every server'}"
+        log.info("%s", done)
+        return done
+
+    async def sync_now(self, guild: str | None = None) -> str:
+        """``rankbot discord sync``: log in (no gateway), sync, log out."""
+        client = discord.Client(intents=discord.Intents.none())
+        try:
+            await client.login(self.token)
+            return await self.sync(command_tree(client, self), guild)
+        finally:
+            await client.close()
 
     async def sync_if_changed(self, tree: app_commands.CommandTree[Any]) -> bool:
         """Sync only when the commands changed since the last sync to this scope (a start is not a sync)."""
