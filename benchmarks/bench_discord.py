@@ -15,8 +15,9 @@ from pathlib import Path
 
 import httpx
 
+from bot.config import Settings, WebConfig
 from bot.demo.fake_discord import FakeDiscord
-from bot.discord.publisher import DiscordPublisher, DiscordWebhookPublisher
+from bot.discord.parts import publisher_factories as discord_factories
 from bot.discord.rest import RestClient, TokenRefused, point_at
 from bot.outbox import OutboxWorker
 from bot.publishers.registry import Publishers, publisher_factories
@@ -28,7 +29,6 @@ from digests.render.charts import digest_charts
 from storage.archive import Archive
 from storage.delivery import DeliveryStore
 from storage.engine import open_database
-from storage.sent_parts import SentParts
 from tests.test_text import CATALOGUE
 from tests.test_text import history as text_history
 
@@ -37,11 +37,8 @@ WEBHOOKS = 50
 
 async def run(fake: FakeDiscord, store: DeliveryStore, environ: dict[str, str]) -> tuple[float, int]:
     rest = RestClient(fake.token, TokenRefused())
-    archive, parts = Archive(store.engine), SentParts(store.engine)
-    factories = {
-        "discord": DiscordPublisher.factory(rest, "https://rankings.example.com", archive, parts),
-        "discord_webhook": DiscordWebhookPublisher.factory(rest, "https://rankings.example.com", archive, parts),
-    }
+    settings = Settings(web=WebConfig(public_url="https://rankings.example.com"))
+    factories = discord_factories(rest, settings, store.engine)
     async with httpx.AsyncClient(trust_env=False) as http:
         worker = OutboxWorker(
             store,

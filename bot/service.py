@@ -122,10 +122,14 @@ async def open_parts(settings: Settings, environ: Mapping[str, str], name: str |
         store.sync_destinations(destination_of(output, settings) for output in settings.destinations())
         metrics = Metrics()
         service = settings.service
-        async with httpx.AsyncClient(follow_redirects=False, trust_env=False) as client:
+        async with (
+            httpx.AsyncClient(follow_redirects=False, trust_env=False) as client,
+            contextlib.AsyncExitStack() as closing,
+        ):
+            channels = channel_factories(settings, environ, engine, closing)
             worker = OutboxWorker(
                 store,
-                Publishers(publisher_factories(client, channel_factories(settings, environ, engine)), environ),
+                Publishers(publisher_factories(client, channels), environ),
                 RetrySchedule(service.delivery_attempts, service.delivery_base_seconds, service.delivery_cap_seconds),
                 name=name or instance_name(),
                 concurrency=service.worker_concurrency,
@@ -146,8 +150,11 @@ async def open_parts(settings: Settings, environ: Mapping[str, str], name: str |
         engine.dispose()
 
 
-def channel_factories(settings: Settings, environ: Mapping[str, str], engine: Any) -> dict[str, Any]:
-    """The publishers of the chat channels that are configured (Slack, Discord)."""
+def channel_factories(
+    settings: Settings, environ: Mapping[str, str], engine: Any, closing: contextlib.AsyncExitStack
+) -> dict[str, Any]:
+    """The publishers of the chat channels that are configured (Slack, Discord); their clients are closed by
+    ``closing``."""
     factories: dict[str, Any] = {}
     if settings.slack_used(environ):
         from bot.slack.parts import publisher_factory
@@ -155,8 +162,11 @@ def channel_factories(settings: Settings, environ: Mapping[str, str], engine: An
         factories["slack"] = publisher_factory(settings, environ, engine)
     if settings.discord_used(environ):
         from bot.discord.parts import publisher_factories as discord_factories
+        from bot.discord.parts import rest_client
 
-        factories.update(discord_factories(settings, environ, engine))
+        rest = rest_client(settings, environ, engine)
+        closing.push_async_callback(rest.close)
+        factories.update(discord_factories(rest, settings, engine))
     return factories
 
 

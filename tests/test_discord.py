@@ -20,11 +20,12 @@ import discord.http
 import httpx
 import pytest
 
-from bot.config import Settings
+from bot.config import Settings, WebConfig
 from bot.config_chat import DiscordConfig
 from bot.demo.fake_discord import APPLICATION_ID, Answer, FakeDiscord
 from bot.discord.parts import publisher_factories as discord_factories
-from bot.discord.publisher import DiscordPublisher, DiscordWebhookPublisher, reference
+from bot.discord.parts import rest_client
+from bot.discord.publisher import reference
 from bot.discord.rest import RestClient, TokenRefused, point_at
 from bot.outbox import OutboxWorker
 from bot.planner import DISCORD_REFUSED, check_operations
@@ -60,7 +61,6 @@ from digests.views import Match, model_card, movers_view, search_models, top_vie
 from storage.archive import Archive
 from storage.delivery import DeliveryStore
 from storage.repository import Repository
-from storage.sent_parts import SentParts
 from storage.service_state import ServiceState
 from tests.test_cli import rankbot
 from tests.test_slack import bump_chart
@@ -187,11 +187,7 @@ async def worker_for(
     token: str | None = None,
 ) -> AsyncIterator[OutboxWorker]:
     rest = RestClient(token or fake.token, TokenRefused())
-    archive, parts = Archive(store.engine), SentParts(store.engine)
-    factories = {
-        "discord": DiscordPublisher.factory(rest, PUBLIC, archive, parts),
-        "discord_webhook": DiscordWebhookPublisher.factory(rest, PUBLIC, archive, parts),
-    }
+    factories = discord_factories(rest, Settings(web=WebConfig(public_url=PUBLIC)), store.engine)
     async with httpx.AsyncClient(trust_env=False) as http:
         yield OutboxWorker(
             store,
@@ -345,18 +341,20 @@ async def test_a_refused_token_raises_one_operator_notice_until_a_restart(
     store: DeliveryStore, fake: FakeDiscord
 ) -> None:
     settings = Settings(discord=DiscordConfig(api_url=fake.api_url))
-    factories = discord_factories(settings, {"DISCORD_BOT_TOKEN": "a-revoked-token"}, store.engine)
+    rest = rest_client(settings, {"DISCORD_BOT_TOKEN": "a-revoked-token"}, store.engine)
+    factories = discord_factories(rest, settings, store.engine)
     to_discord(store, message())
     async with httpx.AsyncClient(trust_env=False) as http:
         worker = OutboxWorker(
             store, Publishers(publisher_factories(http, factories), {}), RetrySchedule(3, 0.01, 0.05), name="w"
         )
         await worker.drain()
+    await rest.close()
     now = datetime.now(UTC)
     first = check_operations(Repository(store.engine), store, now, time(6), timedelta(hours=3))
     again = check_operations(Repository(store.engine), store, now, time(6), timedelta(hours=3))
     assert "discord:token" in first.raised and "discord:token" not in again.raised
-    discord_factories(settings, {"DISCORD_BOT_TOKEN": fake.token}, store.engine)  # a restart with a new token
+    rest_client(settings, {"DISCORD_BOT_TOKEN": fake.token}, store.engine)  # a restart with a new token
     assert ServiceState(store.engine).state(DISCORD_REFUSED) is None
 
 

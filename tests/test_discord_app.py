@@ -9,14 +9,17 @@ from __future__ import annotations
 import asyncio
 import itertools
 import json
+import random
+import re
 import shutil
 import time
 from collections.abc import AsyncIterator, Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 from sqlalchemy import Engine, event
 
@@ -35,9 +38,14 @@ from bot.demo.discord_payloads import (
 from bot.demo.fake_discord import FakeDiscord
 from bot.demo.generator import SyntheticHistory, generate_history
 from bot.discord.app import SHARE_ID, DiscordChat
-from bot.discord.parts import discord_chat
+from bot.discord.parts import discord_chat, rest_client
+from bot.discord.parts import publisher_factories as discord_factories
+from bot.outbox import OutboxWorker
+from bot.planner import Planner
+from bot.publishers.registry import Publishers, publisher_factories
 from bot.web.site import SiteData
-from digests.model import DigestSettings
+from digests.delivery import DeliveryState, RetrySchedule
+from digests.model import DaySnapshot, DigestSettings
 from digests.render.discord import NO_MENTIONS
 from storage.archive import Archive
 from storage.delivery import DeliveryStore
@@ -46,6 +54,7 @@ from storage.outbox_rows import UNSUBSCRIBED
 from storage.repository import Repository
 from storage.service_state import ServiceState
 from tests.test_cli import rankbot
+from tests.test_discord import HOSTILE_NAMES
 from tests.website import publish
 
 CHANNEL = "1200000000000000050"
@@ -426,3 +435,98 @@ def test_rankbot_discord_sync_syncs_to_a_server_and_stores_the_hash(original: Pa
     state = ServiceState(engine)
     assert state.state(f"discord_commands:{GUILD_ID}") == state.state("discord_commands:global") is not None
     engine.dispose()
+
+
+async def test_names_from_the_source_cannot_mention_format_or_link_in_any_reply(
+    original: Path, tmp_path: Path, fake: FakeDiscord
+) -> None:
+    path = tmp_path / "site.db"
+    shutil.copy(original, path)
+    repo = Repository(open_database(f"sqlite:///{path}"))
+    models = repo.models()
+    top = repo.history()[-1].rows[0].permaslug
+    hostile = " ".join(HOSTILE_NAMES)
+    renamed = replace(models[top], name=hostile, author=hostile)
+    repo.replace_models([*(m for slug, m in models.items() if slug != top), renamed])
+    repo.engine.dispose()
+    running = await started(path, fake)
+    try:
+        for subcommand, values in (
+            ("top", {}),
+            ("top", {"period": "week"}),
+            ("movers", {}),
+            ("model", {"query": top}),
+            ("watch", {"model": top}),
+            ("settings", {}),
+        ):
+            [answer] = await running.ask(subcommand, ADMIN, MANAGE_GUILD, **values)
+            assert answer["data"]["allowed_mentions"] == NO_MENTIONS, subcommand
+            texts = "".join(
+                e.get("title", "")
+                + e.get("description", "")
+                + "".join(f["name"] + f["value"] for f in e.get("fields", []))
+                for e in answer["data"]["embeds"]
+            )
+            assert "@" not in texts, subcommand
+            outside_code = re.sub(r"```.*?```|`[^`]*`", "", texts, flags=re.S)
+            for danger in ("||x||", "**y**", "[link](https://evil)"):
+                assert danger not in outside_code, (subcommand, danger)
+        payload = interaction(4, command_data("model", {"query": top[:12]}, focused="query"), CHANNEL)
+        [offered] = await running.send(payload)
+        assert all(len(c["name"]) <= 100 for c in offered["data"]["choices"])
+    finally:
+        await running.stop()
+        running.engine.dispose()
+
+
+async def test_a_dropped_gateway_is_resumed_and_the_next_command_answered(bot: Bot) -> None:
+    resumes, identifies = bot.fake.resumes, bot.fake.identifies
+    bot.fake.drop()
+    await until(lambda: bot.fake.resumes > resumes or bot.fake.identifies > identifies)
+    assert bot.fake.resumes == resumes + 1 and bot.fake.identifies == identifies  # resumed, not a new session
+    [answer] = await bot.ask("top", n=3)
+    assert "Top 3 on OpenRouter" in flat([answer])
+
+
+async def test_a_channel_subscribed_from_chat_gets_its_digest_with_the_chart_once_and_its_watch_alerts(
+    bot: Bot,
+) -> None:
+    store = DeliveryStore(bot.engine)
+    repo = Repository(bot.engine)
+    latest = repo.history()[-1]
+    leader = latest.rows[0].permaslug
+    await bot.ask("subscribe", ADMIN, MANAGE_GUILD, feed="daily")
+    await bot.ask("watch", ADMIN, MANAGE_GUILD, model=leader)
+    await bot.ask("settings", ADMIN, MANAGE_GUILD, jump=1)
+    swapped = [(row.permaslug, row.tokens) for row in latest.rows]
+    swapped[0], swapped[1] = (swapped[0][0], swapped[1][1] // 2), (swapped[1][0], swapped[0][1])
+    new_day = latest.day + timedelta(days=1)
+    as_of = datetime.combine(new_day + timedelta(days=1), datetime.min.time(), tzinfo=UTC)
+    repo.add_day(DaySnapshot.of(new_day, [*swapped, ("other", latest.other_tokens or 0)], as_of))
+    planner = Planner(repo, store, DigestSettings(), charts=Archive(bot.engine))
+    for _ in range(2):  # planning twice queues nothing twice
+        planner.plan(as_of + timedelta(hours=1))
+    settings = Settings(discord=DiscordConfig(api_url=bot.fake.api_url), web=WebConfig(public_url=PUBLIC))
+    rest = rest_client(settings, {"DISCORD_BOT_TOKEN": bot.fake.token}, bot.engine)
+    factories = discord_factories(rest, settings, bot.engine)
+    async with httpx.AsyncClient(trust_env=False) as http:
+        worker = OutboxWorker(
+            store,
+            Publishers(publisher_factories(http, factories), {}),
+            RetrySchedule(attempts=3, base=1.0, cap=5.0),
+            name="worker",
+            rng=random.Random(1),
+        )
+        await worker.drain()
+        again = await worker.drain()
+    await rest.close()
+    assert again.handled == 0
+    posts = bot.fake.in_channel(CHANNEL)
+    assert len(posts) == 2
+    digest_post, watch_post = sorted(posts, key=lambda p: "Watched" in json.dumps(p.embeds) + p.content)
+    assert digest_post.files and digest_post.embeds[0]["image"]["url"] == "attachment://bump.png"
+    assert f"{new_day}" in digest_post.embeds[0]["title"]
+    assert all(p.allowed_mentions == NO_MENTIONS for p in posts)
+    assert "Watched models on OpenRouter" in json.dumps(watch_post.embeds) + watch_post.content
+    ours = [e for e in store.entries() if e.destination == f"discord:{GUILD_ID}:{CHANNEL}"]
+    assert len(ours) == 2 and all(e.state is DeliveryState.SENT for e in ours)

@@ -57,12 +57,15 @@ class Answers:
         channels: ChatChannels,
         public_url: str = "",
         usage: Callable[[str], str] = text_usage,
+        shown: Callable[[str], str] = str,
     ) -> None:
         self.data = data
         self.channels = channels
         self.site = Site("", "", public_url.rstrip("/")) if public_url else None
         self.usage = usage
         """How the platform types a command given in the text grammar (``/rankings top 25``)."""
+        self.shown = shown
+        """A model's name from the source as the platform's markup shows it literally (within a notice's lines)."""
 
     def version(self) -> str:
         """The site version: replies are the same until it changes (``SiteData.page`` caches them by it)."""
@@ -152,11 +155,11 @@ class Answers:
             return Matches(command.query, tuple(matches))
         self.channels.watch(where.team, where.channel, chosen, adding)
         verb = "Watching" if adding else "No longer watching"
-        return Notice((f"{verb} {chosen.name} (`{chosen.permaslug}`).", *self._settings(where)))
+        return Notice((f"{verb} {self.shown(chosen.name)} (`{chosen.permaslug}`).", *self._settings(where)))
 
     def _settings(self, where: Where) -> list[str]:
         _, catalogue = self.data.history()
         found = self.channels.current(where.team, where.channel)
         slugs = found.target.get("watch", ()) if found else ()
-        names = {slug: display_name(model_info(slug, catalogue)) for slug in slugs}
+        names = {slug: self.shown(display_name(model_info(slug, catalogue))) for slug in slugs}
         return self.channels.describe(where.team, where.channel, names)

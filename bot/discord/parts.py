@@ -17,7 +17,7 @@ from bot.discord.publisher import DiscordPublisher, DiscordWebhookPublisher
 from bot.discord.rest import RestClient, TokenRefused, point_at
 from bot.planner import DISCORD_REFUSED
 from bot.web.site import SiteData
-from digests.render.discord import slash_usage
+from digests.render.discord import discord_text, slash_usage
 from storage.archive import Archive
 from storage.chat import ChatRequests
 from storage.delivery import DeliveryStore
@@ -26,15 +26,19 @@ from storage.sent_parts import SentParts
 from storage.service_state import ServiceState
 
 
-def publisher_factories(settings: Settings, environ: Mapping[str, str], engine: Engine) -> dict[str, Any]:
-    """The two Discord kinds' factories, sharing one REST client; a refused token is kept in the service state
-    (cleared at start: a restart is how a new token is taken)."""
+def rest_client(settings: Settings, environ: Mapping[str, str], engine: Engine) -> RestClient:
+    """The process's REST client for posting; a refused token is kept in the service state (cleared here, at
+    start: a restart is how a new token is taken). Close it when done."""
     point_at(settings.discord.api_url, settings.discord.gateway_url)
     state = ServiceState(engine)
     state.set_state(DISCORD_REFUSED, None)
-    rest = RestClient(
+    return RestClient(
         settings.discord.token(environ), TokenRefused(lambda reason: state.set_state(DISCORD_REFUSED, reason))
     )
+
+
+def publisher_factories(rest: RestClient, settings: Settings, engine: Engine) -> dict[str, Any]:
+    """The two Discord kinds' factories, sharing one REST client."""
     archive, parts = Archive(engine), SentParts(engine)
     public_url = settings.web.public_url
     return {
@@ -57,5 +61,5 @@ def discord_chat(settings: Settings, environ: Mapping[str, str], engine: Engine,
         return None
     point_at(settings.discord.api_url, settings.discord.gateway_url)
     channels = ChatChannels("discord", DeliveryStore(engine), Repository(engine), configured_channels(settings))
-    answers = Answers(data, channels, settings.web.public_url, slash_usage)
+    answers = Answers(data, channels, settings.web.public_url, slash_usage, discord_text)
     return DiscordChat(settings.discord, token, answers, ChatRequests(engine), ServiceState(engine))

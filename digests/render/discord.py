@@ -306,9 +306,10 @@ def matches_reply(query: str, matches: Sequence[Match]) -> list[DiscordMessage]:
 
 def notice_reply(notice: Notice) -> list[DiscordMessage]:
     """Help, a refusal, a bad argument with an example, a confirmation: its ``*bold*`` made Discord's ``**bold**``
-    and its `code` kept; mentions defused (it may quote the person's words or a model's name)."""
+    (an escaped star in a model's name left alone) and its `code` kept; mentions defused (it may quote the
+    person's words or a model's name)."""
     text = "\n".join(notice.lines).replace("@", "＠")
-    text = re.sub(r"(?<![*\w])\*([^*\n]+)\*(?![*\w])", r"**\1**", text)
+    text = re.sub(r"(?<![*\w\\])\*([^*\n]+?)(?<!\\)\*(?![*\w])", r"**\1**", text)  # not an escaped \*
     packer = _Packer("", None, "rankbot", False)
     for line in text.splitlines() or [""]:
         packer.line(line)
