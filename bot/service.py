@@ -220,6 +220,13 @@ class Service:
             from bot.slack.parts import slack_chat
 
             self.slack = slack_chat(settings, environ, parts.store.engine, self.site_data)
+        self.discord = None
+        if settings.discord.token(environ):
+            from bot.discord.parts import discord_chat
+
+            self.discord = discord_chat(settings, environ, parts.store.engine, self.site_data)
+        self._gateway: asyncio.Task[None] | None = None
+        self._gateway_off = asyncio.Event()
 
     # -- jobs --------------------------------------------------------------------------------------------
     async def poll(self) -> None:
@@ -359,13 +366,38 @@ class Service:
         except SQLAlchemyError as error:
             self._database_failed("weekly schedules", error)
 
+    # -- the Discord gateway -------------------------------------------------------------------------------
+    async def hold_gateway(self, leading: bool) -> None:
+        """Only the leader holds the Discord gateway (two sessions of one bot would both receive every interaction
+        and answer twice): connect on taking the lead, close on losing it. The outbox is worked everywhere."""
+        if self.discord is None:
+            return
+        running = self._gateway is not None and not self._gateway.done()
+        if leading and not running and not self.discord.refused:
+            log.info("leading: connecting the Discord gateway (/rankings is answered by this instance)")
+            self._gateway_off = asyncio.Event()
+            self._gateway = asyncio.create_task(self.discord.connected(self._gateway_off), name="discord gateway")
+        elif not leading and running:
+            log.info("not leading: closing the Discord gateway (the leader answers /rankings)")
+            await self.release_gateway()
+
+    async def release_gateway(self) -> None:
+        if self._gateway is not None:
+            self._gateway_off.set()
+            await asyncio.gather(self._gateway, return_exceptions=True)
+            self._gateway = None
+
     # -- health ------------------------------------------------------------------------------------------
     def health(self) -> dict[str, Any]:
-        """What ``/healthz`` says (``bot.health``)."""
+        """What ``/healthz`` says (``bot.health``), and whether this instance holds the Discord gateway."""
         parts = self.parts
-        return health_report(
+        report = health_report(
             parts.repo, parts.store, parts.state, parts.worker.name, parts.worker.lease, parts.leadership.is_leader
         )
+        if self.discord is not None:
+            client = self.discord.client
+            report["discord_gateway"] = "connected" if client is not None and client.is_ready() else "not connected"
+        return report
 
     def last_poll_timestamp(self) -> float | None:
         value = self.parts.state.state(LAST_POLL)
@@ -383,6 +415,7 @@ class Service:
             elif not leading and self.scheduler.state == STATE_RUNNING:
                 log.info("not leading: scheduler paused; this instance works the outbox")
                 self.scheduler.pause()
+            await self.hold_gateway(leading)
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self.stopping.wait(), LEADER_CHECK_SECONDS)
 
@@ -425,6 +458,7 @@ class Service:
         parts.worker.wake.set()
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(asyncio.gather(*(tasks - {web}), return_exceptions=True), SHUTDOWN_GRACE_SECONDS)
+        await self.release_gateway()
         server.should_exit = True
         await asyncio.gather(web, return_exceptions=True)
         sock.close()

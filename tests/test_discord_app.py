@@ -13,6 +13,7 @@ import random
 import re
 import shutil
 import time
+from collections import Counter
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
@@ -37,6 +38,7 @@ from bot.demo.discord_payloads import (
 )
 from bot.demo.fake_discord import FakeDiscord
 from bot.demo.generator import SyntheticHistory, generate_history
+from bot.demo.server import FakeOpenRouter
 from bot.discord.app import SHARE_ID, DiscordChat
 from bot.discord.parts import discord_chat, rest_client
 from bot.discord.parts import publisher_factories as discord_factories
@@ -44,7 +46,9 @@ from bot.outbox import OutboxWorker
 from bot.planner import Planner
 from bot.publishers.registry import Publishers, publisher_factories
 from bot.web.site import SiteData
-from digests.delivery import DeliveryState, RetrySchedule
+from digests.delivery import DeliveryState, RetrySchedule, Variant
+from digests.digest import build_digest
+from digests.messages import message_for
 from digests.model import DaySnapshot, DigestSettings
 from digests.render.discord import NO_MENTIONS
 from storage.archive import Archive
@@ -53,6 +57,8 @@ from storage.engine import open_database
 from storage.outbox_rows import UNSUBSCRIBED
 from storage.repository import Repository
 from storage.service_state import ServiceState
+from tests.conftest import fresh_postgres_url
+from tests.processes import free_port, health, start, stop, wait_for, write_config
 from tests.test_cli import rankbot
 from tests.test_discord import HOSTILE_NAMES
 from tests.website import publish
@@ -530,3 +536,88 @@ async def test_a_channel_subscribed_from_chat_gets_its_digest_with_the_chart_onc
     assert "Watched models on OpenRouter" in json.dumps(watch_post.embeds) + watch_post.content
     ours = [e for e in store.entries() if e.destination == f"discord:{GUILD_ID}:{CHANNEL}"]
     assert len(ours) == 2 and all(e.state is DeliveryState.SENT for e in ours)
+
+
+# -- inside `rankbot run` ----------------------------------------------------------------------------------------
+def discord_config(path: Path, fake: FakeDiscord, openrouter: str, database_url: str, port: int, channels: int) -> Path:
+    outputs = [
+        {"name": f"room{n:02}", "kind": "discord", "channel_id": f"12000000000000002{n:02}"} for n in range(channels)
+    ]
+    config = write_config(path, openrouter=openrouter, database_url=database_url, port=port, outputs=outputs,
+                          worker_concurrency=4)  # fmt: skip
+    with config.open("a") as text:
+        text.write(f'[discord]\napi_url = "{fake.api_url}"\ngateway_url = "{fake.gateway_url}"\n')
+    return config
+
+
+async def test_rankbot_run_holds_the_gateway_and_a_drop_mid_fan_out_loses_and_duplicates_nothing(
+    generated: SyntheticHistory, original: Path, tmp_path: Path
+) -> None:
+    database = tmp_path / "site.db"
+    shutil.copy(original, database)
+    today = generated.days[-1].day + timedelta(days=1)
+    with (
+        FakeOpenRouter(generated.days, generated.catalogue, today=today, api_key=None) as openrouter,
+        FakeDiscord(post_delay=0.05) as fake,
+    ):
+        port = free_port()
+        config = discord_config(tmp_path / "config.toml", fake, openrouter.url, f"sqlite:///{database}", port, 12)
+        process = start(config, "run", cwd=tmp_path, env={"DISCORD_BOT_TOKEN": fake.token})
+        try:
+            wait_for(lambda: health(port).get("discord_gateway") == "connected", what="the gateway")
+            assert fake.connections() == 1 and fake.identifies == 1
+            engine = open_database(f"sqlite:///{database}")
+            store = DeliveryStore(engine)
+            history = Repository(engine).history()
+            messages = [
+                message_for(build_digest("day", history, {}, DigestSettings(), end=s.day)) for s in history[-5:]
+            ]
+            for message in messages:
+                store.queue(message, [(f"room{n:02}", Variant.FULL) for n in range(12)])
+            wait_for(lambda: len(fake.messages) >= 10, what="the fan-out to start")
+            fake.drop()  # Discord moves the session mid fan-out
+            wait_for(lambda: fake.resumes == 1 and fake.connections() == 1, what="the gateway to resume")
+            wait_for(lambda: store.backlog()["sent"] == 60, timeout=60, what="the fan-out to end")
+            payload = interaction(2, command_data("top", {"n": 3}), CHANNEL)
+            fake.interact(payload)
+            wait_for(lambda: any(c["interaction"] == payload["id"] for c in fake.callbacks), what="an answer")
+            engine.dispose()
+        finally:
+            code, log = stop(process)
+    assert code == 0, log
+    assert fake.token not in log and "stopped cleanly" in log
+    per_channel = Counter(m.channel_id for m in fake.messages)
+    assert len(per_channel) == 12 and set(per_channel.values()) == {5}, per_channel  # one per delivery
+    assert fake.identifies == 1  # resumed, never a second session
+
+
+def test_only_the_leader_holds_the_gateway_and_a_new_leader_connects_within_seconds(tmp_path: Path) -> None:
+    url = fresh_postgres_url()
+    with FakeDiscord() as fake:
+        ports = [free_port(), free_port()]
+        configs = [
+            discord_config(tmp_path / f"config-{n}.toml", fake, "http://127.0.0.1:9", url, port, 0)
+            for n, port in enumerate(ports)
+        ]
+        processes = [start(config, "run", cwd=tmp_path, env={"DISCORD_BOT_TOKEN": fake.token}) for config in configs]
+        try:
+            states = wait_for(
+                lambda: sorted(str(health(p).get("discord_gateway")) for p in ports)
+                if any(health(p).get("discord_gateway") == "connected" for p in ports) else None,
+                what="one instance to connect",
+            )  # fmt: skip
+            assert states == ["connected", "not connected"]
+            time.sleep(1)
+            assert fake.connections() == 1 and fake.identifies == 1
+            leader = next(n for n, p in enumerate(ports) if health(p)["leader"])
+            assert health(ports[leader])["discord_gateway"] == "connected"
+            processes[leader].kill()  # kill -9
+            processes[leader].communicate(timeout=10)
+            lost = time.monotonic()
+            survivor = ports[1 - leader]
+            wait_for(lambda: health(survivor).get("discord_gateway") == "connected", timeout=30, what="takeover")
+            assert time.monotonic() - lost < 20 and fake.connections() == 1 and fake.identifies == 2
+        finally:
+            for process in processes:
+                if process.poll() is None:
+                    stop(process)

@@ -58,8 +58,11 @@ class FakeDiscord:
         token: str = "fake-bot-token",  # noqa: S107 - the fake's own token, on 127.0.0.1
         webhook_limit: int = 5,
         webhook_window: float = 2.0,
+        post_delay: float = 0.0,
     ) -> None:
         self.token = token
+        self.post_delay = post_delay
+        """Seconds each channel or webhook post takes (a fan-out long enough to drop the gateway in)."""
         self.webhook_limit = webhook_limit
         self.webhook_window = webhook_window
         self.messages: list[Sent] = []
@@ -230,6 +233,8 @@ class FakeDiscord:
 
     async def _post(self, request: web.Request, channel_id: str, webhook_id: str | None, **extra: Any) -> web.Response:
         body, files = await self._body(request)
+        if self.post_delay:
+            await asyncio.sleep(self.post_delay)
         problem = too_long(body)
         if problem is not None:
             self.rejected.append(problem)
@@ -336,6 +341,10 @@ class FakeDiscord:
 
     def connected(self) -> bool:
         return bool(self._sockets)
+
+    def connections(self) -> int:
+        """Gateway connections open now (one bot should hold one)."""
+        return len(self._sockets)
 
     def dispatch(self, event: str, data: dict[str, Any]) -> None:
         async def send() -> None:

@@ -251,6 +251,8 @@ class DiscordChat:
         self.state = state
         self._cooldowns: dict[int, app_commands.Cooldown] = {}
         self.client: GatewayClient | None = None
+        self.refused = False
+        """Discord refused the token: the gateway stays off until a restart."""
 
     # -- answering ---------------------------------------------------------------------------------------
     def cool_down(self, interaction: discord.Interaction) -> None:
@@ -393,6 +395,7 @@ class DiscordChat:
             if error is None or stopping.is_set():
                 return
             if isinstance(error, discord.LoginFailure):
+                self.refused = True
                 log.error("Discord refused the bot token: /rankings is off until a restart with a valid one")
                 return
             pause = 1.0 if time.monotonic() - started > RESTART_CAP else min(pause * 2, RESTART_CAP)
