@@ -30,6 +30,7 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from bot import pipeline
 from bot.bootstrap import request_budget
+from bot.chat.connections import ChatApps, channel_factories
 from bot.config import Settings
 from bot.config_outputs import Output
 from bot.health import LAST_POLL, health_report
@@ -150,26 +151,6 @@ async def open_parts(settings: Settings, environ: Mapping[str, str], name: str |
         engine.dispose()
 
 
-def channel_factories(
-    settings: Settings, environ: Mapping[str, str], engine: Any, closing: contextlib.AsyncExitStack
-) -> dict[str, Any]:
-    """The publishers of the chat channels that are configured (Slack, Discord); their clients are closed by
-    ``closing``."""
-    factories: dict[str, Any] = {}
-    if settings.slack_used(environ):
-        from bot.slack.parts import publisher_factory
-
-        factories["slack"] = publisher_factory(settings, environ, engine)
-    if settings.discord_used(environ):
-        from bot.discord.parts import publisher_factories as discord_factories
-        from bot.discord.parts import rest_client
-
-        rest = rest_client(settings, environ, engine)
-        closing.push_async_callback(rest.close)
-        factories.update(discord_factories(rest, settings, engine))
-    return factories
-
-
 async def send_due(settings: Settings, environ: Mapping[str, str]) -> WorkReport:
     """``rankbot outbox send``: settle stranded rows, deliver everything due now, exit."""
     async with open_parts(settings, environ) as parts:
@@ -213,20 +194,7 @@ class Service:
         from bot.web.site import SiteData
 
         self.site_data = SiteData(parts.repo, Archive(parts.store.engine), parts.settings.digest.settings())
-        settings, environ = parts.settings, parts.environ
-        self.slack_socket_mode = settings.slack.socket_mode(environ)
-        self.slack = None
-        if settings.slack_used(environ):
-            from bot.slack.parts import slack_chat
-
-            self.slack = slack_chat(settings, environ, parts.store.engine, self.site_data)
-        self.discord = None
-        if settings.discord.token(environ):
-            from bot.discord.parts import discord_chat
-
-            self.discord = discord_chat(settings, environ, parts.store.engine, self.site_data)
-        self._gateway: asyncio.Task[None] | None = None
-        self._gateway_off = asyncio.Event()
+        self.chat = ChatApps(parts.settings, parts.environ, parts.store.engine, self.site_data)
 
     # -- jobs --------------------------------------------------------------------------------------------
     async def poll(self) -> None:
@@ -366,27 +334,6 @@ class Service:
         except SQLAlchemyError as error:
             self._database_failed("weekly schedules", error)
 
-    # -- the Discord gateway -------------------------------------------------------------------------------
-    async def hold_gateway(self, leading: bool) -> None:
-        """Only the leader holds the Discord gateway (two sessions of one bot would both receive every interaction
-        and answer twice): connect on taking the lead, close on losing it. The outbox is worked everywhere."""
-        if self.discord is None:
-            return
-        running = self._gateway is not None and not self._gateway.done()
-        if leading and not running and not self.discord.refused:
-            log.info("leading: connecting the Discord gateway (/rankings is answered by this instance)")
-            self._gateway_off = asyncio.Event()
-            self._gateway = asyncio.create_task(self.discord.connected(self._gateway_off), name="discord gateway")
-        elif not leading and running:
-            log.info("not leading: closing the Discord gateway (the leader answers /rankings)")
-            await self.release_gateway()
-
-    async def release_gateway(self) -> None:
-        if self._gateway is not None:
-            self._gateway_off.set()
-            await asyncio.gather(self._gateway, return_exceptions=True)
-            self._gateway = None
-
     # -- health ------------------------------------------------------------------------------------------
     def health(self) -> dict[str, Any]:
         """What ``/healthz`` says (``bot.health``), and whether this instance holds the Discord gateway."""
@@ -394,10 +341,7 @@ class Service:
         report = health_report(
             parts.repo, parts.store, parts.state, parts.worker.name, parts.worker.lease, parts.leadership.is_leader
         )
-        if self.discord is not None:
-            client = self.discord.client
-            report["discord_gateway"] = "connected" if client is not None and client.is_ready() else "not connected"
-        return report
+        return {**report, **self.chat.health()}
 
     def last_poll_timestamp(self) -> float | None:
         value = self.parts.state.state(LAST_POLL)
@@ -415,7 +359,7 @@ class Service:
             elif not leading and self.scheduler.state == STATE_RUNNING:
                 log.info("not leading: scheduler paused; this instance works the outbox")
                 self.scheduler.pause()
-            await self.hold_gateway(leading)
+            await self.chat.lead(leading)
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self.stopping.wait(), LEADER_CHECK_SECONDS)
 
@@ -440,10 +384,7 @@ class Service:
         web = asyncio.create_task(server.serve(sockets=[sock]), name="web")
         worker = asyncio.create_task(parts.worker.run(single_instance=not parts.leadership.postgres), name="worker")
         lead = asyncio.create_task(self._lead(), name="leadership")
-        tasks = {web, worker, lead}
-        if self.slack is not None and self.slack_socket_mode:
-            app_token = parts.environ[parts.settings.slack.app_token_env]
-            tasks.add(asyncio.create_task(self.slack.socket_mode(app_token, self.stopping), name="slack socket mode"))
+        tasks = {web, worker, lead, *self.chat.tasks(self.stopping)}
         log.info("rankbot running on http://%s:%d (instance %s)", service.host, service.port, parts.worker.name)
         stopper = asyncio.create_task(self.stopping.wait())
         done, _ = await asyncio.wait({*tasks, stopper}, return_when=asyncio.FIRST_COMPLETED)
@@ -458,7 +399,7 @@ class Service:
         parts.worker.wake.set()
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(asyncio.gather(*(tasks - {web}), return_exceptions=True), SHUTDOWN_GRACE_SECONDS)
-        await self.release_gateway()
+        await self.chat.close()
         server.should_exit = True
         await asyncio.gather(web, return_exceptions=True)
         sock.close()
@@ -478,8 +419,9 @@ def _app(service: Service) -> Any:
     from bot.web.app import WebParts, web_app
 
     parts = service.parts
-    chat = service.slack.routes() if service.slack is not None and not service.slack_socket_mode else []
-    return web_app(WebParts(service.health, parts.metrics, parts.settings.web, service.site_data, chat))
+    return web_app(
+        WebParts(service.health, parts.metrics, parts.settings.web, service.site_data, service.chat.routes())
+    )
 
 
 async def run_service(settings: Settings, environ: Mapping[str, str]) -> None:
