@@ -11,6 +11,7 @@ import asyncio
 import random
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import httpx
@@ -29,6 +30,7 @@ from digests.render.charts import digest_charts
 from storage.archive import Archive
 from storage.delivery import DeliveryStore
 from storage.engine import open_database
+from storage.repository import Repository
 from tests.test_text import CATALOGUE
 from tests.test_text import history as text_history
 
@@ -96,5 +98,63 @@ def main() -> None:
         engine.dispose()
 
 
+COMMANDS = 200
+
+
+async def polled(condition: Callable[[], bool]) -> None:
+    """Wait until ``condition`` (what the fake, in its own thread, has received: there is no event to await)."""
+    while not condition():  # noqa: ASYNC110
+        await asyncio.sleep(0.0005)
+
+
+async def commands(database: Path, fake: FakeDiscord) -> list[float]:
+    """``COMMANDS`` ``/rankings`` interactions through the fake gateway, one after another: seconds from the
+    INTERACTION_CREATE sent to the callback received, for each."""
+    from bot.config_chat import DiscordConfig
+    from bot.demo.discord_payloads import command_data, interaction
+    from bot.discord.parts import discord_chat
+    from bot.web.site import SiteData
+
+    engine = open_database(f"sqlite:///{database}")
+    config = DiscordConfig(api_url=fake.api_url, gateway_url=fake.gateway_url, cooldown_commands=COMMANDS * 2)
+    settings = Settings(discord=config, web=WebConfig(public_url="https://rankings.example.com"))
+    data = SiteData(Repository(engine), Archive(engine), DigestSettings())
+    chat = discord_chat(settings, {"DISCORD_BOT_TOKEN": fake.token}, engine, data)
+    assert chat is not None
+    stopping = asyncio.Event()
+    task = asyncio.create_task(chat.connected(stopping))
+    await polled(lambda: chat.client is not None and chat.client.is_ready())
+    asked = [("top", {}), ("top", {"period": "week"}), ("movers", {}), ("model", {"query": "flash"})]
+    latencies = []
+    for n in range(COMMANDS):
+        subcommand, values = asked[n % len(asked)]
+        payload = interaction(2, command_data(subcommand, values), "600000000000000001")
+        count = len(fake.callbacks)
+        started = time.perf_counter()
+        fake.interact(payload)
+        await polled(lambda count=count: len(fake.callbacks) > count)
+        latencies.append(time.perf_counter() - started)
+    stopping.set()
+    await task
+    engine.dispose()
+    return latencies
+
+
+def command_figures() -> None:
+    from statistics import median, quantiles
+
+    from benchmarks.bench_slack import fill  # the same 2 years of 200 models
+
+    with tempfile.TemporaryDirectory() as folder, FakeDiscord() as fake:
+        database = Path(folder) / "site.db"
+        fill(database)
+        latencies = asyncio.run(commands(database, fake))
+        first, rest = latencies[0], latencies[1:]
+        p99 = quantiles(rest, n=100)[98]
+        print(f"/rankings through the gateway over 730 days: first answer {first * 1000:.0f} ms (digests built), "
+              f"then p50 {median(rest) * 1000:.1f} ms, p99 {p99 * 1000:.1f} ms ({COMMANDS} interactions)")  # fmt: skip
+
+
 if __name__ == "__main__":
     main()
+    command_figures()
