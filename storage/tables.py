@@ -228,3 +228,22 @@ class SentPartRecord(SQLModel, table=True):
     part: int = Field(primary_key=True)
     remote_id: str = Field(max_length=100)
     sent_at: datetime = Field(sa_column=Column(DateTime(timezone=True), nullable=False))
+
+
+class SubscriberRecord(SQLModel, table=True):
+    """A newsletter subscriber: one row per address (``address_key``: the domain in lower case)."""
+
+    __tablename__ = "subscriber"
+    __table_args__ = (Index("ix_subscriber_state_id", "state", "id"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    address: str = Field(max_length=320)
+    address_key: str = Field(max_length=320, unique=True)
+    key: str = Field(max_length=64, unique=True)
+    state: str = Field(max_length=16)
+    cadence: str = Field(max_length=16)
+    created_at: datetime = Field(sa_column=Column(DateTime(timezone=True), nullable=False))
+    confirmed_at: datetime | None = Field(default=None, sa_column=Column(DateTime(timezone=True), nullable=True))
+    confirmed_ip: str | None = Field(default=None, max_length=64)
+    state_changed_at: datetime = Field(sa_column=Column(DateTime(timezone=True), nullable=False))
+    soft_bounces: int = Field(default=0)

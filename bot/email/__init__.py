@@ -1,0 +1,1 @@
+"""The email newsletter: subscribers' addresses, and (to come) sending over SMTP, the web flows and bounces."""
