@@ -6,24 +6,20 @@ from __future__ import annotations
 
 import csv
 import io
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from bot.email.addresses import AddressError, checked_address
 from digests.subscribers import SubscriberState, address_key
-from storage.engine import engine_for, upgrade_database
+from storage.repository import Repository
 from storage.subscribers import Subscribers
 from tests.test_cli import rankbot
 
 
 @pytest.fixture
-def subscribers(database_url: str) -> Iterator[Subscribers]:
-    engine = engine_for(database_url)
-    upgrade_database(engine)
-    yield Subscribers(engine)
-    engine.dispose()
+def subscribers(repo: Repository) -> Subscribers:
+    return Subscribers(repo.engine)
 
 
 def test_an_address_is_the_same_in_any_case_of_its_domain_only() -> None:
