@@ -21,6 +21,7 @@ from pydantic import BaseModel, Field, ValidationError, field_validator
 from sqlalchemy.engine import make_url
 
 from bot.config_chat import DiscordConfig, SlackConfig, oauth_problems
+from bot.config_email import EmailConfig
 from bot.config_outputs import (
     ENV_NAME,
     WEBHOOK_URL,
@@ -168,6 +169,7 @@ class Settings(Section):
     web: WebConfig = WebConfig()
     slack: SlackConfig = SlackConfig()
     discord: DiscordConfig = DiscordConfig()
+    email: EmailConfig = EmailConfig()
     outputs: tuple[Output, ...] = ()
 
     @field_validator("outputs")
@@ -229,6 +231,7 @@ class Settings(Section):
             return [str(error)]
         linked = [output.name for output in self.outputs if output.needs_public_url]
         problems = self.missing_secrets(environ) + self.slack_problems(environ) + self.discord_problems(environ)
+        problems += self.email.problems(environ)
         if linked and not self.web.public_url:
             problems.append(
                 f"outputs {', '.join(repr(name) for name in linked)} link to the archive and its charts: set "

@@ -419,9 +419,17 @@ def _app(service: Service) -> Any:
     from bot.web.app import WebParts, web_app
 
     parts = service.parts
-    return web_app(
-        WebParts(service.health, parts.metrics, parts.settings.web, service.site_data, service.chat.routes())
-    )
+    email = None
+    if parts.settings.email.enabled:
+        from bot.email.tokens import Tokens
+        from bot.email.web import EmailPages
+        from storage.subscribers import Subscribers
+
+        secret = parts.settings.email.secret(parts.environ)
+        assert secret is not None  # checked at start (Settings.start_problems)
+        email = EmailPages(Subscribers(parts.store.engine), Tokens(secret), parts.settings.email)
+    web = WebParts(service.health, parts.metrics, parts.settings.web, service.site_data, service.chat.routes(), email)
+    return web_app(web)
 
 
 async def run_service(settings: Settings, environ: Mapping[str, str]) -> None:

@@ -7,7 +7,7 @@ import logging
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
@@ -26,6 +26,9 @@ from bot.web.security import SecurityHeaders
 from bot.web.site import SiteData
 from digests.render.html import render_error
 
+if TYPE_CHECKING:
+    from bot.email.web import EmailPages
+
 log = logging.getLogger(__name__)
 STATIC = Path(__file__).parent / "static"
 
@@ -40,6 +43,8 @@ class WebParts:
     data: SiteData | None = None
     chat: Sequence[BaseRoute] = ()
     """The chat apps' endpoints (``POST /slack/events``…), served whether or not the pages are."""
+    email: EmailPages | None = None
+    """The newsletter's confirm and unsubscribe pages (with the pages)."""
 
 
 ICON = (STATIC / "icon.svg").read_bytes()
@@ -55,6 +60,8 @@ def web_app(parts: WebParts) -> Starlette:
     if parts.web.enabled and parts.data is not None:
         pages = Pages(parts.data, parts.web)
         routes += [*pages.routes(), *Charts(parts.data).routes()]
+        if parts.email is not None:
+            routes += parts.email.routes(pages.site)
         routes.append(Mount("/static", StaticFiles(directory=STATIC), name="static"))
         routes.append(Route("/favicon.ico", favicon))  # asked for by browsers on pages without a <link rel=icon>
 

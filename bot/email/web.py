@@ -1,0 +1,79 @@
+"""The newsletter's pages on the web app: the confirm link (one click confirms, no second page) and the unsubscribe
+link, which is also the RFC 8058 one-click endpoint (``List-Unsubscribe-Post``): a ``POST`` suppresses the address
+before the answer, 200 and no redirect, no cookie needed, harmless when repeated; a ``GET`` shows a button and
+changes nothing (a link scanner that follows it unsubscribes no one). A token that does not read is a 404 that
+says nothing about why."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable
+
+from starlette.requests import Request
+from starlette.responses import HTMLResponse, Response
+from starlette.routing import Route
+
+from bot.config_email import EmailConfig
+from bot.email.tokens import Tokens
+from digests.render.html import Site, render_email_page
+from digests.subscribers import LEFT, SubscriberState
+from storage.subscribers import Subscribers
+
+NOT_A_LINK = "This link does not work."
+NO_STORE = {"Cache-Control": "no-store", "Referrer-Policy": "no-referrer"}
+
+
+class EmailPages:
+    def __init__(self, subscribers: Subscribers, tokens: Tokens, config: EmailConfig) -> None:
+        self.subscribers = subscribers
+        self.tokens = tokens
+        self.config = config
+
+    def routes(self, site: Callable[[Request], Site]) -> list[Route]:
+        self.site = site
+        return [
+            Route("/email/confirm/{token}", self.confirm, methods=["GET"]),
+            Route("/email/unsubscribe/{token}", self.unsubscribe, methods=["GET", "POST"]),
+        ]
+
+    def _page(self, request: Request, status: int, title: str, *lines: str, action: str | None = None,
+              button: str = "") -> Response:  # fmt: skip
+        html = render_email_page(self.site(request), title, lines, action, button)
+        return HTMLResponse(html, status_code=status, headers=NO_STORE)
+
+    async def confirm(self, request: Request) -> Response:
+        token = request.path_params["token"]
+        key = self.tokens.read("confirm", token, self.config.confirm_hours * 3600)
+        if key is None:
+            if self.tokens.expired("confirm", token, self.config.confirm_hours * 3600):
+                return self._page(request, 410, "This link has expired",
+                                  f"Confirmation links work for {self.config.confirm_hours:g} hours. Subscribe again "
+                                  "from the site and confirm with the new link.")  # fmt: skip
+            return self._page(request, 404, "Not found", NOT_A_LINK)
+        ip = request.client.host if request.client else None
+        subscriber = await asyncio.to_thread(self.subscribers.confirm, key, ip)
+        if subscriber is None:
+            return self._page(request, 404, "Not found", NOT_A_LINK)
+        if subscriber.state is not SubscriberState.CONFIRMED:
+            return self._page(request, 200, "Not subscribed",
+                              f"{subscriber.address} left the list since this link was sent: subscribe again to "
+                              "come back.")  # fmt: skip
+        what = "the weekly digest" if subscriber.cadence == "weekly" else "the daily alerts"
+        return self._page(request, 200, "Subscribed", f"{subscriber.address} gets {what} from now on.",
+                          "Every email has a link to change that or to leave.")  # fmt: skip
+
+    async def unsubscribe(self, request: Request) -> Response:
+        key = self.tokens.read("unsubscribe", request.path_params["token"])
+        subscriber = await asyncio.to_thread(self.subscribers.by_key, key) if key is not None else None
+        if key is None or subscriber is None:
+            return self._page(request, 404, "Not found", NOT_A_LINK)
+        if request.method == "GET":
+            if subscriber.state in LEFT:
+                return self._page(request, 200, "Unsubscribed", f"{subscriber.address} gets nothing more.")
+            return self._page(request, 200, "Unsubscribe?", f"Stop every email to {subscriber.address}?",
+                              action=request.url.path, button="Unsubscribe")  # fmt: skip
+        await request.body()  # "List-Unsubscribe=One-Click", urlencoded or multipart: any POST here is the click
+        if subscriber.state not in LEFT:
+            await asyncio.to_thread(self.subscribers.set_state, key, SubscriberState.UNSUBSCRIBED)
+        return self._page(request, 200, "Unsubscribed", f"{subscriber.address} gets nothing more.",
+                          "Changed your mind? Subscribe again from the site (and confirm again).")  # fmt: skip

@@ -1,0 +1,147 @@
+"""The newsletter's pages on the real web app (uvicorn on 127.0.0.1): the confirm link confirms in one click and
+expires; the unsubscribe link is RFC 8058's one-click endpoint — POST (urlencoded or multipart, no cookie) → 200,
+no redirect, suppressed before the answer, harmless repeated — while GET only shows a button; a tampered token, or
+one made for another purpose, is a 404 that says nothing about why."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import httpx
+import pytest
+
+from bot.config import WebConfig
+from bot.config_email import EmailConfig
+from bot.email.tokens import Tokens
+from bot.email.web import EmailPages
+from bot.metrics import Metrics
+from bot.web.app import WebParts, web_app
+from bot.web.site import SiteData
+from digests.model import DigestSettings
+from digests.subscribers import SubscriberState
+from storage.archive import Archive
+from storage.engine import open_database
+from storage.repository import Repository
+from storage.subscribers import Subscribers
+from tests.website import serving_app
+
+SECRET = "a-test-secret-that-is-long-enough-0123456789"
+ONE_CLICK = "List-Unsubscribe=One-Click"
+
+
+@dataclass
+class Newsletter:
+    url: str
+    subscribers: Subscribers
+    tokens: Tokens
+
+    def link(self, purpose: str, address: str) -> str:
+        found = self.subscribers.find(address)
+        assert found is not None
+        return f"{self.url}/email/{purpose}/{self.tokens.make(purpose, found.key)}"
+
+    def state(self, address: str) -> SubscriberState:
+        found = self.subscribers.find(address)
+        assert found is not None
+        return found.state
+
+
+def serve(tmp_path: Path, config: EmailConfig) -> Iterator[Newsletter]:
+    engine = open_database(f"sqlite:///{tmp_path / 'news.db'}")
+    subscribers, tokens = Subscribers(engine), Tokens(SECRET)
+    data = SiteData(Repository(engine), Archive(engine), DigestSettings())
+    email = EmailPages(subscribers, tokens, config)
+    app = web_app(WebParts(lambda: {}, Metrics(), WebConfig(), data, (), email))
+    with serving_app(app) as url:
+        yield Newsletter(url, subscribers, tokens)
+    engine.dispose()
+
+
+@pytest.fixture
+def news(tmp_path: Path) -> Iterator[Newsletter]:
+    yield from serve(tmp_path, EmailConfig(enabled=True))
+
+
+def post(url: str, **options: object) -> httpx.Response:
+    return httpx.post(url, timeout=10, follow_redirects=False, **options)  # type: ignore[arg-type]
+
+
+def test_one_click_unsubscribes_before_the_answer_without_a_redirect_and_is_harmless_repeated(
+    news: Newsletter,
+) -> None:
+    news.subscribers.add("ada@example.org", confirmed=True)
+    link = news.link("unsubscribe", "ada@example.org")
+    answer = post(link, content=ONE_CLICK, headers={"Content-Type": "application/x-www-form-urlencoded"})
+    assert answer.status_code == 200 and "location" not in answer.headers and "set-cookie" not in answer.headers
+    assert news.state("ada@example.org") is SubscriberState.UNSUBSCRIBED
+    assert "gets nothing more" in answer.text and answer.headers["cache-control"] == "no-store"
+    again = post(link, content=ONE_CLICK, headers={"Content-Type": "application/x-www-form-urlencoded"})
+    assert again.status_code == 200 and news.state("ada@example.org") is SubscriberState.UNSUBSCRIBED
+
+
+def test_one_click_as_multipart_works_too(news: Newsletter) -> None:
+    news.subscribers.add("bob@example.org", confirmed=True)
+    answer = post(news.link("unsubscribe", "bob@example.org"), files={"List-Unsubscribe": (None, "One-Click")})
+    assert answer.status_code == 200 and news.state("bob@example.org") is SubscriberState.UNSUBSCRIBED
+
+
+def test_get_shows_a_button_and_changes_nothing(news: Newsletter) -> None:
+    news.subscribers.add("carol@example.org", confirmed=True)
+    link = news.link("unsubscribe", "carol@example.org")
+    page = httpx.get(link, timeout=10)
+    assert page.status_code == 200 and news.state("carol@example.org") is SubscriberState.CONFIRMED
+    path = link.removeprefix(news.url)
+    assert f'<form method="post" action="{path}">' in page.text and "<button" in page.text
+    assert 'name="List-Unsubscribe" value="One-Click"' in page.text
+    assert "form-action 'self'" in page.headers["content-security-policy"]
+
+
+@pytest.mark.parametrize("method", ["GET", "POST"])
+def test_a_tampered_token_or_one_for_another_purpose_is_a_404_without_detail(news: Newsletter, method: str) -> None:
+    news.subscribers.add("dan@example.org", confirmed=True)
+    link = news.link("unsubscribe", "dan@example.org")
+    tampered = link[:-3] + ("AAA" if not link.endswith("AAA") else "BBB")
+    other_purpose = news.link("preferences", "dan@example.org").replace("/preferences/", "/unsubscribe/")
+    for url in (tampered, other_purpose, f"{news.url}/email/unsubscribe/1", f"{news.url}/email/confirm/x.y.z"):
+        answer = httpx.request(method, url, timeout=10, content=ONE_CLICK)
+        if method == "POST" and "/confirm/" in url:
+            assert answer.status_code == 405
+            continue
+        assert answer.status_code == 404, url
+        assert "This link does not work." in answer.text
+        assert "signature" not in answer.text.lower() and "expired" not in answer.text.lower()
+    assert news.state("dan@example.org") is SubscriberState.CONFIRMED
+
+
+def test_the_confirm_link_confirms_in_one_click_and_never_brings_back_someone_who_left(news: Newsletter) -> None:
+    news.subscribers.add("erin@example.org", "daily")
+    link = news.link("confirm", "erin@example.org")
+    page = httpx.get(link, timeout=10)
+    assert page.status_code == 200 and "erin@example.org gets the daily alerts" in page.text
+    confirmed = news.subscribers.find("erin@example.org")
+    assert confirmed is not None and confirmed.receives and confirmed.confirmed_ip == "127.0.0.1"
+    post(news.link("unsubscribe", "erin@example.org"), content=ONE_CLICK)
+    replayed = httpx.get(link, timeout=10)
+    assert replayed.status_code == 200 and "left the list" in replayed.text
+    assert news.state("erin@example.org") is SubscriberState.UNSUBSCRIBED
+
+
+def test_an_expired_confirm_link_says_so_and_confirms_nothing(tmp_path: Path) -> None:
+    for news in serve(tmp_path, EmailConfig(enabled=True, confirm_hours=1 / 3600)):  # links last 1 s
+        news.subscribers.add("fay@example.org")
+        link = news.link("confirm", "fay@example.org")
+        time.sleep(2.1)
+        page = httpx.get(link, timeout=10)
+        assert page.status_code == 410 and "expired" in page.text and "Subscribe again" in page.text
+        assert news.state("fay@example.org") is SubscriberState.PENDING
+
+
+def test_the_newsletter_needs_its_signing_secret_to_start() -> None:
+    config = EmailConfig(enabled=True)
+    assert "RANKBOT_EMAIL_SECRET" in config.problems({})[0]
+    assert config.problems({"RANKBOT_EMAIL_SECRET": "short"})
+    assert config.problems({"RANKBOT_EMAIL_SECRET": SECRET}) == []
+    assert EmailConfig().problems({}) == []  # off: nothing asked
