@@ -19,6 +19,10 @@ class EmailConfig(Section):
     """How long a confirmation link works."""
     check_mx: bool = False
     """Also check that a subscribing address's domain accepts mail (a DNS lookup)."""
+    bounce_local: str = Field("bounces", pattern=r"^[A-Za-z0-9._-]{1,40}$")
+    """The local part of the VERP envelope sender: bounces come back to ``<bounce_local>+<key>@<domain>``."""
+    soft_bounce_limit: int = Field(3, ge=1)
+    """Soft bounces (mailbox full, greylisted too long…) before an address is suppressed."""
 
     def secret(self, environ: Mapping[str, str]) -> str | None:
         return environ.get(self.token_secret_env) or None

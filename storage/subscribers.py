@@ -115,6 +115,21 @@ class Subscribers:
             )
         return bool(changed.rowcount)
 
+    def bounced(self, key: str, hard: bool, soft_limit: int) -> Subscriber | None:
+        """A bounce for this subscriber: a hard one suppresses at once; soft ones are counted and suppress at
+        ``soft_limit``. Someone who already left stays as they are. ``None`` for an unknown key."""
+        found = self.by_key(key)
+        if found is None or found.state in LEFT:
+            return found
+        soft = found.soft_bounces + (0 if hard else 1)
+        state = SubscriberState.BOUNCED if hard or soft >= soft_limit else found.state
+        values: dict[str, Any] = {"soft_bounces": soft, "state": state}
+        if state is not found.state:
+            values["state_changed_at"] = self.now()
+        with self.engine.begin() as connection:
+            connection.execute(update(SUBSCRIBER).where(SUBSCRIBER.c.key == key).values(**values))
+        return self.by_key(key)
+
     def set_cadence(self, key: str, cadence: str) -> bool:
         with self.engine.begin() as connection:
             changed = connection.execute(update(SUBSCRIBER).where(SUBSCRIBER.c.key == key).values(cadence=cadence))

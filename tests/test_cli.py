@@ -41,12 +41,20 @@ COMMANDS = [
 ]
 
 
-def rankbot(*args: str, cwd: Path, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+def rankbot(
+    *args: str, cwd: Path, env: dict[str, str] | None = None, input: str | None = None
+) -> subprocess.CompletedProcess[str]:
     environ = {k: v for k, v in os.environ.items() if not k.startswith("RANKBOT_") and k != "OPENROUTER_API_KEY"}
     environ.update(env or {})
     environ["COLUMNS"] = "200"
     return subprocess.run(
-        [sys.executable, "-m", "bot", *args], cwd=cwd, env=environ, capture_output=True, text=True, timeout=120
+        [sys.executable, "-m", "bot", *args],
+        cwd=cwd,
+        env=environ,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        input=input,
     )
 
 

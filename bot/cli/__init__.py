@@ -21,7 +21,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from sqlalchemy.exc import SQLAlchemyError
 
 from bot import pipeline
-from bot.cli import discord_cli, outbox, rankings, subscribers
+from bot.cli import discord_cli, email_cli, outbox, rankings, subscribers
 from bot.cli.plumbing import (
     ConfigOption,
     config_path,
@@ -65,6 +65,7 @@ app.add_typer(db_app, name="db")
 app.add_typer(outbox.app, name="outbox")
 app.add_typer(discord_cli.app, name="discord")
 app.add_typer(subscribers.app, name="subscribers")
+app.add_typer(email_cli.app, name="email")
 app.add_typer(rankings.rankings_app, name="rankings")
 app.add_typer(rankings.alias_app, name="alias")
 

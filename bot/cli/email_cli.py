@@ -1,0 +1,61 @@
+"""``rankbot email``: the newsletter's operator commands."""
+
+from __future__ import annotations
+
+import sys
+from typing import Annotated
+
+import typer
+
+from bot.cli.plumbing import ConfigOption, out, settings_from
+from digests.subscribers import SubscriberState
+from storage.engine import open_database
+from storage.subscribers import Subscribers
+
+app = typer.Typer(help="The email newsletter.", no_args_is_help=True, rich_markup_mode=None)
+
+
+@app.command("bounce")
+def bounce(
+    config: ConfigOption = None,
+    dry_run: Annotated[bool, typer.Option("--dry-run", help="Say what the message means; change nothing.")] = False,
+) -> None:
+    """Read one bounce or complaint on standard input (an MTA pipe: `rankbot email bounce < message.eml`) and mark
+    its subscriber: a hard bounce or a complaint suppresses at once, soft bounces after [email] soft_bounce_limit.
+    Always exits 0 once it has read the message, so the MTA never bounces the bounce; what it did is printed."""
+    from bot.email.bounces import read_bounce
+
+    settings = settings_from(config)
+    found = read_bounce(sys.stdin.buffer.read(), settings.email.bounce_local)
+    if found is None:
+        out.print("not a bounce or a complaint: nothing done", highlight=False)
+        return
+    subscribers = Subscribers(open_database(settings.storage.database_url))
+    try:
+        keys = [found.key] if found.key else []
+        for address in sorted(found.addresses):
+            match = subscribers.find(address) if not found.key else None
+            if match is not None:
+                keys.append(match.key)
+        if not keys:
+            named = ", ".join(sorted(found.addresses)) or "no recipient"
+            out.print(f"{found.kind} bounce for {named}: no subscriber matched, nothing done", highlight=False)
+            return
+        for key in keys:
+            before = subscribers.by_key(key)
+            if before is None:
+                out.print(f"{found.kind} bounce: its VERP key matches no subscriber, nothing done", highlight=False)
+                continue
+            if dry_run:
+                out.print(f"{found.kind} bounce for {before.address} (dry run: nothing changed)", highlight=False)
+                continue
+            if found.kind == "complaint":
+                subscribers.set_state(key, SubscriberState.COMPLAINED)
+                after = subscribers.by_key(key)
+            else:
+                after = subscribers.bounced(key, found.kind == "hard", settings.email.soft_bounce_limit)
+            status = f", {found.status}" if found.status else ""
+            state = after.state.value if after else "gone"
+            out.print(f"{found.kind} bounce{status} for {before.address}: now {state}", highlight=False)
+    finally:
+        subscribers.engine.dispose()
