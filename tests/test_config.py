@@ -25,7 +25,8 @@ def test_example_config_loads_and_documents_every_key() -> None:
             continue
         model = field.annotation
         assert isinstance(model, type)
-        assert set(written[section]) == set(model.model_fields), section  # type: ignore[attr-defined]
+        keys = {info.alias or name for name, info in model.model_fields.items()}  # type: ignore[attr-defined]
+        assert set(written[section]) == keys, section
     commented = example.read_text()
     for kind in (ConsoleOutput, FileOutput, WebhookOutput):
         for key in kind.model_fields:
