@@ -19,7 +19,7 @@ class EmailConfig(Section):
     model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
 
     enabled: bool = False
-    token_secret_env: str = Field("RANKBOT_EMAIL_SECRET", pattern=ENV_NAME)
+    token_secret_env: str = Field("RANKBOT_NEWSLETTER_SECRET", pattern=ENV_NAME)
     confirm_hours: float = Field(48.0, gt=0)
     """How long a confirmation link works."""
     check_mx: bool = False

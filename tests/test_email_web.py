@@ -141,7 +141,7 @@ def test_an_expired_confirm_link_says_so_and_confirms_nothing(tmp_path: Path) ->
 
 def test_the_newsletter_needs_its_signing_secret_to_start() -> None:
     config = EmailConfig(enabled=True)
-    assert "RANKBOT_EMAIL_SECRET" in config.problems({})[0]
-    assert config.problems({"RANKBOT_EMAIL_SECRET": "short"})
-    assert config.problems({"RANKBOT_EMAIL_SECRET": SECRET}) == []
+    assert "RANKBOT_NEWSLETTER_SECRET" in config.problems({})[0]
+    assert config.problems({"RANKBOT_NEWSLETTER_SECRET": "short"})
+    assert config.problems({"RANKBOT_NEWSLETTER_SECRET": SECRET}) == []
     assert EmailConfig().problems({}) == []  # off: nothing asked

@@ -6,11 +6,13 @@ messages is reconnected without losing one."""
 from __future__ import annotations
 
 import ssl
+from datetime import date
 from email.message import EmailMessage
 from pathlib import Path
 
 import pytest
 
+from bot.config import WebConfig
 from bot.config_email import EmailConfig
 from bot.demo.fake_smtp import Certificate, FakeSmtp, self_signed
 from bot.email.smtp import DeferredError, MailSender, RecipientRefusedError, SendingStoppedError, verifying_context
@@ -129,3 +131,57 @@ async def test_a_server_that_drops_the_connection_every_3_messages_loses_none() 
 def test_plain_smtp_is_only_for_loopback(tmp_path: Path) -> None:
     with pytest.raises(ValueError, match=r"allowed only to 127\.0\.0\.1"):
         EmailConfig(smtp_host="mail.example.com", security="none")
+
+
+def test_rankbot_email_test_sends_the_latest_digest_and_its_one_click_link_unsubscribes(tmp_path: Path) -> None:
+    import httpx
+
+    from bot.demo.generator import generate_history
+    from bot.email.tokens import Tokens
+    from bot.email.web import EmailPages
+    from bot.metrics import Metrics
+    from bot.web.app import WebParts, web_app
+    from bot.web.site import SiteData
+    from digests.model import DigestSettings
+    from digests.subscribers import SubscriberState
+    from storage.archive import Archive
+    from storage.repository import Repository
+    from storage.subscribers import Subscribers
+    from tests.test_cli import rankbot
+    from tests.website import publish, serving_app
+
+    secret = "x" * 40
+    database = tmp_path / "site.db"
+    published = publish(database, generate_history(end=date(2026, 11, 20), days=20))
+    engine = published.repo.engine
+    subscribers = Subscribers(engine)
+    ada = subscribers.add("ada@example.org", "weekly", confirmed=True).subscriber
+    with FakeSmtp() as server:
+        env = {
+            "RANKBOT_STORAGE_DATABASE_URL": f"sqlite:///{database}",
+            "RANKBOT_WEB_PUBLIC_URL": "https://rankings.example.com",
+            "RANKBOT_EMAIL_SMTP_PORT": str(server.port),
+            "RANKBOT_EMAIL_SECURITY": "none",
+            "RANKBOT_EMAIL_BOUNCE_ADDRESS": "bounces@rankings.example.com",
+            "RANKBOT_NEWSLETTER_SECRET": secret,
+        }
+        done = rankbot("email", "test", "ada@example.org", cwd=tmp_path, env=env)
+        assert done.returncode == 0, done.stderr
+        assert "sent 'OpenRouter rankings" in done.stdout and "to ada@example.org" in done.stdout
+        missing = rankbot("email", "test", "ada@example.org", cwd=tmp_path, env={**env, "RANKBOT_NEWSLETTER_SECRET": ""})
+        assert missing.returncode == 1 and "set RANKBOT_NEWSLETTER_SECRET" in missing.stderr
+    [received] = server.received
+    assert received.sender == f"bounces+{ada.key}@rankings.example.com" and received.recipients == ["ada@example.org"]
+    message = received.message
+    latest = Archive(engine).page(1, 1).messages[0]
+    assert message["Subject"].startswith("OpenRouter rankings") and str(latest.last_day) in message["Subject"]
+    unsubscribe = message["List-Unsubscribe"].split(",")[0].strip("<> ")
+    assert unsubscribe.startswith("https://rankings.example.com/email/unsubscribe/")
+    pages = EmailPages(subscribers, Tokens(secret), EmailConfig(enabled=True))
+    data = SiteData(Repository(engine), Archive(engine), DigestSettings())
+    with serving_app(web_app(WebParts(lambda: {}, Metrics(), WebConfig(), data, (), pages))) as url:
+        answer = httpx.post(url + unsubscribe.removeprefix("https://rankings.example.com"),
+                            content="List-Unsubscribe=One-Click", timeout=10)  # fmt: skip
+    assert answer.status_code == 200
+    assert subscribers.find("ada@example.org").state is SubscriberState.UNSUBSCRIBED  # type: ignore[union-attr]
+    engine.dispose()

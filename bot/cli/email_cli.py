@@ -7,7 +7,7 @@ from typing import Annotated
 
 import typer
 
-from bot.cli.plumbing import ConfigOption, out, settings_from
+from bot.cli.plumbing import ConfigOption, fail, out, settings_from
 from digests.subscribers import SubscriberState
 from storage.engine import open_database
 from storage.subscribers import Subscribers
@@ -59,3 +59,60 @@ def bounce(
             out.print(f"{found.kind} bounce{status} for {before.address}: now {state}", highlight=False)
     finally:
         subscribers.engine.dispose()
+
+
+@app.command("test")
+def send_test(
+    address: Annotated[str, typer.Argument(help="Where to send it.")],
+    config: ConfigOption = None,
+) -> None:
+    """Send the latest published digest to one address through [email]'s SMTP server, as a subscriber would get it
+    (their links when the address subscribes; links that lead nowhere otherwise). Nothing is recorded."""
+    import asyncio
+    import hashlib
+    import os
+    from datetime import UTC, datetime
+
+    from bot.email.letters import digest_letter, recipient_for
+    from bot.email.smtp import DeferredError, MailSender, RecipientRefusedError, SendingStoppedError
+    from bot.email.tokens import Tokens
+    from digests.render.html import Site
+    from storage.archive import Archive
+
+    settings = settings_from(config)
+    email = settings.email
+    secret = email.secret(os.environ)
+    if secret is None:
+        fail(f"the email links are signed: set {email.token_secret_env} (email.token_secret_env) first")
+    if not settings.web.public_url:
+        fail("the email links to the archive: set web.public_url (or RANKBOT_WEB_PUBLIC_URL) to the site's address")
+    engine = open_database(settings.storage.database_url)
+    try:
+        archive = Archive(engine)
+        latest = archive.page(1, 1).messages
+        if not latest:
+            fail("nothing is published yet: `rankbot run` (or `rankbot demo`) publishes the first digest")
+        digest = latest[0]
+        chart = archive.chart(digest.id, "bump")
+        subscriber = Subscribers(engine).find(address)
+        key = subscriber.key if subscriber else "test-" + hashlib.sha256(address.encode()).hexdigest()[:24]
+        site = Site(settings.web.title, settings.web.description, settings.web.public_url.rstrip("/"))
+        recipient = recipient_for(address, key, subscriber.cadence if subscriber else "weekly", email,
+                                  Tokens(secret), site)  # fmt: skip
+        letter = digest_letter(digest, recipient, email, site, datetime.now(UTC),
+                               (chart.png, chart.alt) if chart else None)  # fmt: skip
+    finally:
+        engine.dispose()
+
+    async def send() -> str:
+        sender = MailSender(email, os.environ)
+        try:
+            return await sender.send(letter.message, letter.envelope_from, letter.to)
+        finally:
+            await sender.close()
+
+    try:
+        reply = asyncio.run(send())
+    except (DeferredError, RecipientRefusedError, SendingStoppedError) as error:
+        fail(f"not sent to {address}: {error}")
+    out.print(f"sent {letter.message['Subject']!r} to {address} (the server said: {reply[:80]})", highlight=False)
