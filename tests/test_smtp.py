@@ -168,7 +168,9 @@ def test_rankbot_email_test_sends_the_latest_digest_and_its_one_click_link_unsub
         done = rankbot("email", "test", "ada@example.org", cwd=tmp_path, env=env)
         assert done.returncode == 0, done.stderr
         assert "sent 'OpenRouter rankings" in done.stdout and "to ada@example.org" in done.stdout
-        missing = rankbot("email", "test", "ada@example.org", cwd=tmp_path, env={**env, "RANKBOT_NEWSLETTER_SECRET": ""})
+        missing = rankbot(
+            "email", "test", "ada@example.org", cwd=tmp_path, env={**env, "RANKBOT_NEWSLETTER_SECRET": ""}
+        )
         assert missing.returncode == 1 and "set RANKBOT_NEWSLETTER_SECRET" in missing.stderr
     [received] = server.received
     assert received.sender == f"bounces+{ada.key}@rankings.example.com" and received.recipients == ["ada@example.org"]
