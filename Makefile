@@ -49,6 +49,7 @@ bench: $(STAMP)
 	$(BIN)/python benchmarks/bench_web.py
 	$(BIN)/python benchmarks/bench_slack.py
 	PYTHONPATH=. $(BIN)/python benchmarks/bench_discord.py
+	PYTHONPATH=. $(BIN)/python benchmarks/bench_email.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache .hypothesis

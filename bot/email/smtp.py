@@ -13,6 +13,7 @@ paced to ``rate_per_second``, and every SMTP reply turned into what it means for
 from __future__ import annotations
 
 import asyncio
+import email.policy
 import logging
 import ssl
 import time
@@ -24,6 +25,8 @@ import aiosmtplib
 from bot.config_email import EmailConfig
 
 log = logging.getLogger(__name__)
+
+SMTP_POLICY = email.policy.SMTP.clone(max_line_length=998)
 
 
 class DeferredError(Exception):
@@ -133,14 +136,16 @@ class MailSender:
         if wait > 0:
             await asyncio.sleep(wait)
 
-    async def send(self, message: EmailMessage, sender: str, recipient: str) -> str:
-        """Send ``message`` to ``recipient`` with envelope sender ``sender``; the server's reply on success."""
+    async def send(self, message: EmailMessage | bytes, sender: str, recipient: str) -> str:
+        """Send ``message`` (or its bytes, CRLF line ends) to ``recipient`` with envelope sender ``sender``; the
+        server's reply on success."""
+        data = message if isinstance(message, bytes) else message.as_bytes(policy=SMTP_POLICY)
         async with self._slots:
             await self._paced()
             for attempt in (1, 2):
                 client = self._idle.get_nowait() if not self._idle.empty() else await self._connect()
                 try:
-                    errors, reply = await client.send_message(message, sender=sender, recipients=[recipient])
+                    errors, reply = await client.sendmail(sender, [recipient], data)
                 except aiosmtplib.SMTPServerDisconnected:
                     client.close()
                     if attempt == 2:
