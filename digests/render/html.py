@@ -221,9 +221,7 @@ def render_error(status: int, message: str, site: Site) -> str:
     return _render("error.html", site=site, status=status, message=message, page="")
 
 
-def render_email_page(
-    site: Site, title: str, lines: Sequence[str], action: str | None = None, button: str = ""
-) -> str:
+def render_email_page(site: Site, title: str, lines: Sequence[str], action: str | None = None, button: str = "") -> str:
     """A newsletter page (confirmed, unsubscribed, a link that no longer works): what happened, and at most one
     button, which posts to ``action``."""
     return _render("email_page.html", site=site, title=title, lines=lines, action=action, button=button, page="")
