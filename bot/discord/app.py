@@ -258,8 +258,8 @@ class DiscordChat:
     def cool_down(self, interaction: discord.Interaction) -> None:
         """Raise ``CommandOnCooldown`` when this user has given too many commands lately."""
         now = time.monotonic()
-        for user, bucket in list(self._cooldowns.items()):  # forget the idle, so the map stays small
-            if now - bucket._last > bucket.per:
+        for user, bucket in list(self._cooldowns.items()):  # forget the idle (a full bucket), so the map stays small
+            if bucket.get_tokens(now) >= bucket.rate:
                 del self._cooldowns[user]
         bucket = self._cooldowns.setdefault(
             interaction.user.id, app_commands.Cooldown(self.config.cooldown_commands, self.config.cooldown_seconds)
