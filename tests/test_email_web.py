@@ -5,6 +5,7 @@ one made for another purpose, is a 404 that says nothing about why."""
 
 from __future__ import annotations
 
+import re
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -145,3 +146,20 @@ def test_the_newsletter_needs_its_signing_secret_to_start() -> None:
     assert config.problems({"RANKBOT_NEWSLETTER_SECRET": "short"})
     assert config.problems({"RANKBOT_NEWSLETTER_SECRET": SECRET}) == []
     assert EmailConfig().problems({}) == []  # off: nothing asked
+
+
+def test_preferences_change_the_cadence_and_link_to_unsubscribe(news: Newsletter) -> None:
+    news.subscribers.add("gus@example.org", "weekly", confirmed=True)
+    link = news.link("preferences", "gus@example.org")
+    page = httpx.get(link, timeout=10)
+    assert page.status_code == 200 and 'value="weekly" checked' in page.text and "gus@example.org" in page.text
+    unsubscribe = re.search(r'href="(/email/unsubscribe/[^"]+)"', page.text)
+    assert unsubscribe is not None
+    saved = httpx.post(link, data={"cadence": "daily"}, timeout=10)
+    assert saved.status_code == 200 and "Saved." in saved.text and 'value="daily" checked' in saved.text
+    found = news.subscribers.find("gus@example.org")
+    assert found is not None and found.cadence == "daily"
+    bad = httpx.post(link, data={"cadence": "hourly"}, timeout=10)
+    assert bad.status_code == 400 and news.subscribers.find("gus@example.org").cadence == "daily"  # type: ignore[union-attr]
+    assert post(news.url + unsubscribe.group(1), content=ONE_CLICK).status_code == 200
+    assert httpx.get(link, timeout=10).status_code == 404  # gone: no preferences left to change

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Callable
+from urllib.parse import parse_qs
 
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, Response
@@ -15,8 +16,8 @@ from starlette.routing import Route
 
 from bot.config_email import EmailConfig
 from bot.email.tokens import Tokens
-from digests.render.html import Site, render_email_page
-from digests.subscribers import LEFT, SubscriberState
+from digests.render.html import Site, render_email_page, render_email_preferences
+from digests.subscribers import CADENCES, LEFT, SubscriberState
 from storage.subscribers import Subscribers
 
 NOT_A_LINK = "This link does not work."
@@ -34,6 +35,7 @@ class EmailPages:
         return [
             Route("/email/confirm/{token}", self.confirm, methods=["GET"]),
             Route("/email/unsubscribe/{token}", self.unsubscribe, methods=["GET", "POST"]),
+            Route("/email/preferences/{token}", self.preferences, methods=["GET", "POST"]),
         ]
 
     def _page(self, request: Request, status: int, title: str, *lines: str, action: str | None = None,
@@ -77,3 +79,24 @@ class EmailPages:
             await asyncio.to_thread(self.subscribers.set_state, key, SubscriberState.UNSUBSCRIBED)
         return self._page(request, 200, "Unsubscribed", f"{subscriber.address} gets nothing more.",
                           "Changed your mind? Subscribe again from the site (and confirm again).")  # fmt: skip
+
+    async def preferences(self, request: Request) -> Response:
+        """The cadence (weekly or daily) and a link to unsubscribe; a POST saves the cadence chosen."""
+        key = self.tokens.read("preferences", request.path_params["token"])
+        subscriber = await asyncio.to_thread(self.subscribers.by_key, key) if key is not None else None
+        if key is None or subscriber is None or subscriber.state in LEFT:
+            return self._page(request, 404, "Not found", NOT_A_LINK)
+        saved = ""
+        cadence = subscriber.cadence
+        if request.method == "POST":
+            form = parse_qs((await request.body()).decode("utf-8", "replace"))  # the page's form is urlencoded
+            chosen = (form.get("cadence") or [""])[0]
+            if chosen not in CADENCES:
+                return self._page(request, 400, "Not saved", "Choose the weekly digest or the daily alerts.",
+                                  action=None)  # fmt: skip
+            await asyncio.to_thread(self.subscribers.set_cadence, key, chosen)
+            cadence, saved = chosen, "Saved."
+        unsubscribe = self.site(request).url(f"/email/unsubscribe/{self.tokens.make('unsubscribe', key)}")
+        html = render_email_preferences(self.site(request), subscriber.address, cadence, request.url.path,
+                                        unsubscribe, saved)  # fmt: skip
+        return HTMLResponse(html, headers=NO_STORE)

@@ -227,6 +227,14 @@ def render_email_page(site: Site, title: str, lines: Sequence[str], action: str 
     return _render("email_page.html", site=site, title=title, lines=lines, action=action, button=button, page="")
 
 
+def render_email_preferences(
+    site: Site, address: str, cadence: str, action: str, unsubscribe: str, saved: str = ""
+) -> str:
+    """A subscriber's preferences: the cadence to choose, and the way out."""
+    return _render("email_preferences.html", site=site, address=address, cadence=cadence, action=action,
+                   unsubscribe=unsubscribe, saved=saved, page="")  # fmt: skip
+
+
 def render_feed(entries: Sequence[FeedEntry], site: Site, updated: datetime) -> str:
     """The Atom 1.0 feed of the archive: one entry per digest, its movers summarised in the entry itself."""
     return _render("feed.xml", site=site, entries=entries, updated=updated)
