@@ -41,6 +41,9 @@ class EmailConfig(Section):
     timeout_seconds: float = Field(30.0, gt=0)
     bounce_address: str = "bounces@localhost"
     """The VERP envelope sender's base: bounces come back to ``bounces+<subscriber key>@domain``."""
+    bounce_webhook_secret_env: str = Field("", pattern=r"^([A-Za-z_][A-Za-z0-9_]*)?$")
+    """When set, ``POST /email/bounce`` takes bounces from a provider that sends ``Authorization: Bearer
+    <that variable's value>``; empty: the endpoint is off."""
     soft_bounce_limit: int = Field(3, ge=1)
     """Soft bounces (mailbox full, greylisted too long…) before an address is suppressed."""
 
@@ -80,6 +83,10 @@ class EmailConfig(Section):
             for key, name in (("username_env", self.username_env), ("password_env", self.password_env))
             if name and not environ.get(name)
         ]
+        hook = self.bounce_webhook_secret_env
+        if hook and len(environ.get(hook, "")) < 32:
+            problems.append(f"the bounce webhook checks a secret: set {hook} (email.bounce_webhook_secret_env) to 32 "
+                            "or more random characters, or leave email.bounce_webhook_secret_env empty")  # fmt: skip
         secret = self.secret(environ)
         if secret is None or len(secret) < 32:
             problems += [

@@ -427,7 +427,9 @@ def _app(service: Service) -> Any:
 
         secret = parts.settings.email.secret(parts.environ)
         assert secret is not None  # checked at start (Settings.start_problems)
-        email = EmailPages(Subscribers(parts.store.engine), Tokens(secret), parts.settings.email)
+        hook = parts.settings.email.bounce_webhook_secret_env
+        bounce_secret = parts.environ.get(hook) if hook else None
+        email = EmailPages(Subscribers(parts.store.engine), Tokens(secret), parts.settings.email, bounce_secret)
     web = WebParts(service.health, parts.metrics, parts.settings.web, service.site_data, service.chat.routes(), email)
     return web_app(web)
 

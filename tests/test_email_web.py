@@ -50,11 +50,11 @@ class Newsletter:
         return found.state
 
 
-def serve(tmp_path: Path, config: EmailConfig) -> Iterator[Newsletter]:
+def serve(tmp_path: Path, config: EmailConfig, bounce_secret: str | None = None) -> Iterator[Newsletter]:
     engine = open_database(f"sqlite:///{tmp_path / 'news.db'}")
     subscribers, tokens = Subscribers(engine), Tokens(SECRET)
     data = SiteData(Repository(engine), Archive(engine), DigestSettings())
-    email = EmailPages(subscribers, tokens, config)
+    email = EmailPages(subscribers, tokens, config, bounce_secret)
     app = web_app(WebParts(lambda: {}, Metrics(), WebConfig(), data, (), email))
     with serving_app(app) as url:
         yield Newsletter(url, subscribers, tokens)
@@ -163,3 +163,33 @@ def test_preferences_change_the_cadence_and_link_to_unsubscribe(news: Newsletter
     assert bad.status_code == 400 and news.subscribers.find("gus@example.org").cadence == "daily"  # type: ignore[union-attr]
     assert post(news.url + unsubscribe.group(1), content=ONE_CLICK).status_code == 200
     assert httpx.get(link, timeout=10).status_code == 404  # gone: no preferences left to change
+
+
+def test_the_bounce_webhook_needs_its_bearer_secret_and_marks_the_subscriber(tmp_path: Path) -> None:
+    from tests.test_bounces import arf, dsn
+
+    hook = "h" * 40
+    for news in serve(tmp_path, EmailConfig(enabled=True), bounce_secret=hook):
+        ada = news.subscribers.add("ada@example.org", confirmed=True).subscriber
+        news.subscribers.add("bob@example.org", confirmed=True)
+        url = f"{news.url}/email/bounce"
+        report = dsn("x@example.org", "5.1.1", f"bounces+{ada.key}@rankings.example.com")
+        for headers in ({}, {"Authorization": "Bearer wrong"}, {"Authorization": hook}):
+            refused = post(url, content=report, headers=headers)
+            assert refused.status_code == 401 and hook not in refused.text
+        assert news.state("ada@example.org") is SubscriberState.CONFIRMED
+        bearer = {"Authorization": f"Bearer {hook}"}
+        marked = post(url, content=report, headers=bearer)
+        assert marked.status_code == 200 and "for ada@example.org: now bounced" in marked.text
+        complaint = post(url, content=arf("bob@example.org", "fbl@x.example"), headers=bearer)
+        assert "now complained" in complaint.text and news.state("bob@example.org") is SubscriberState.COMPLAINED
+        assert "nothing done" in post(url, content=b"From: a@b.example\n\nhi\n", headers=bearer).text
+        assert post(url, content=b"x" * (1024 * 1024 + 1), headers=bearer).status_code == 413
+
+
+def test_without_its_secret_the_bounce_webhook_is_not_there(news: Newsletter) -> None:
+    assert post(f"{news.url}/email/bounce", content=b"x").status_code == 404
+    problems = EmailConfig(enabled=True, bounce_webhook_secret_env="HOOK").problems(
+        {"RANKBOT_NEWSLETTER_SECRET": SECRET}
+    )
+    assert problems and "HOOK" in problems[0]

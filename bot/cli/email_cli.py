@@ -8,7 +8,6 @@ from typing import Annotated
 import typer
 
 from bot.cli.plumbing import ConfigOption, fail, out, settings_from
-from digests.subscribers import SubscriberState
 from storage.engine import open_database
 from storage.subscribers import Subscribers
 
@@ -23,7 +22,7 @@ def bounce(
     """Read one bounce or complaint on standard input (an MTA pipe: `rankbot email bounce < message.eml`) and mark
     its subscriber: a hard bounce or a complaint suppresses at once, soft bounces after [email] soft_bounce_limit.
     Always exits 0 once it has read the message, so the MTA never bounces the bounce; what it did is printed."""
-    from bot.email.bounces import read_bounce
+    from bot.email.bounces import applied, read_bounce
 
     settings = settings_from(config)
     found = read_bounce(sys.stdin.buffer.read(), settings.email.bounce_local)
@@ -32,31 +31,8 @@ def bounce(
         return
     subscribers = Subscribers(open_database(settings.storage.database_url))
     try:
-        keys = [found.key] if found.key else []
-        for address in sorted(found.addresses):
-            match = subscribers.find(address) if not found.key else None
-            if match is not None:
-                keys.append(match.key)
-        if not keys:
-            named = ", ".join(sorted(found.addresses)) or "no recipient"
-            out.print(f"{found.kind} bounce for {named}: no subscriber matched, nothing done", highlight=False)
-            return
-        for key in keys:
-            before = subscribers.by_key(key)
-            if before is None:
-                out.print(f"{found.kind} bounce: its VERP key matches no subscriber, nothing done", highlight=False)
-                continue
-            if dry_run:
-                out.print(f"{found.kind} bounce for {before.address} (dry run: nothing changed)", highlight=False)
-                continue
-            if found.kind == "complaint":
-                subscribers.set_state(key, SubscriberState.COMPLAINED)
-                after = subscribers.by_key(key)
-            else:
-                after = subscribers.bounced(key, found.kind == "hard", settings.email.soft_bounce_limit)
-            status = f", {found.status}" if found.status else ""
-            state = after.state.value if after else "gone"
-            out.print(f"{found.kind} bounce{status} for {before.address}: now {state}", highlight=False)
+        for line in applied(found, subscribers, settings.email.soft_bounce_limit, dry_run):
+            out.print(line, highlight=False)
     finally:
         subscribers.engine.dispose()
 

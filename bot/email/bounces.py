@@ -19,7 +19,8 @@ from email.message import Message
 from email.parser import HeaderParser
 from typing import Literal
 
-from flufl.bounce import all_failures
+from digests.subscribers import SubscriberState
+from storage.subscribers import Subscribers
 
 Kind = Literal["hard", "soft", "complaint"]
 ENVELOPE_HEADERS = ("Delivered-To", "X-Original-To", "Envelope-To", "X-Envelope-To", "To")
@@ -113,9 +114,39 @@ def read_bounce(raw: bytes, verp_local: str = "bounces") -> Bounce | None:
     if dsn is not None:
         kind, addresses, status = dsn
         return Bounce(kind, key, addresses, status)
+    from flufl.bounce import all_failures  # only for the formats the standard ones did not cover
+
     temporary, permanent = all_failures(message)
     if permanent or temporary:
         kind = "hard" if permanent else "soft"
         addresses = frozenset(a.decode(errors="replace") for a in (permanent or temporary))
         return Bounce(kind, key, addresses)
     return None
+
+
+def applied(found: Bounce, subscribers: Subscribers, soft_limit: int, dry_run: bool = False) -> list[str]:
+    """Mark the subscribers ``found`` is about (by its VERP key, else by the addresses it names); a line per
+    subscriber saying what was done. A hard bounce or a complaint suppresses at once; soft ones at ``soft_limit``."""
+    keys = [found.key] if found.key else []
+    if not keys:
+        keys = [match.key for address in sorted(found.addresses) if (match := subscribers.find(address)) is not None]
+    if not keys:
+        named = ", ".join(sorted(found.addresses)) or "no recipient"
+        return [f"{found.kind} bounce for {named}: no subscriber matched, nothing done"]
+    said = []
+    for key in keys:
+        before = subscribers.by_key(key)
+        if before is None:
+            said.append(f"{found.kind} bounce: its VERP key matches no subscriber, nothing done")
+            continue
+        if dry_run:
+            said.append(f"{found.kind} bounce for {before.address} (dry run: nothing changed)")
+            continue
+        if found.kind == "complaint":
+            subscribers.set_state(key, SubscriberState.COMPLAINED)
+            after = subscribers.by_key(key)
+        else:
+            after = subscribers.bounced(key, found.kind == "hard", soft_limit)
+        status = f", {found.status}" if found.status else ""
+        said.append(f"{found.kind} bounce{status} for {before.address}: now {after.state.value if after else 'gone'}")
+    return said

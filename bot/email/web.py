@@ -7,11 +7,12 @@ says nothing about why."""
 from __future__ import annotations
 
 import asyncio
+import hmac
 from collections.abc import Callable
 from urllib.parse import parse_qs
 
 from starlette.requests import Request
-from starlette.responses import HTMLResponse, Response
+from starlette.responses import HTMLResponse, PlainTextResponse, Response
 from starlette.routing import Route
 
 from bot.config_email import EmailConfig
@@ -24,11 +25,19 @@ NOT_A_LINK = "This link does not work."
 NO_STORE = {"Cache-Control": "no-store", "Referrer-Policy": "no-referrer"}
 
 
+BOUNCE_LIMIT = 1024 * 1024
+"""The largest bounce the webhook reads (a DSN with the original message attached is far smaller)."""
+
+
 class EmailPages:
-    def __init__(self, subscribers: Subscribers, tokens: Tokens, config: EmailConfig) -> None:
+    def __init__(
+        self, subscribers: Subscribers, tokens: Tokens, config: EmailConfig, bounce_secret: str | None = None
+    ) -> None:
         self.subscribers = subscribers
         self.tokens = tokens
         self.config = config
+        self.bounce_secret = bounce_secret
+        """``POST /email/bounce`` is served only with this secret (``[email] bounce_webhook_secret_env``)."""
 
     def routes(self, site: Callable[[Request], Site]) -> list[Route]:
         self.site = site
@@ -36,6 +45,7 @@ class EmailPages:
             Route("/email/confirm/{token}", self.confirm, methods=["GET"]),
             Route("/email/unsubscribe/{token}", self.unsubscribe, methods=["GET", "POST"]),
             Route("/email/preferences/{token}", self.preferences, methods=["GET", "POST"]),
+            *([Route("/email/bounce", self.bounce, methods=["POST"])] if self.bounce_secret else []),
         ]
 
     def _page(self, request: Request, status: int, title: str, *lines: str, action: str | None = None,
@@ -100,3 +110,21 @@ class EmailPages:
         html = render_email_preferences(self.site(request), subscriber.address, cadence, request.url.path,
                                         unsubscribe, saved)  # fmt: skip
         return HTMLResponse(html, headers=NO_STORE)
+
+    async def bounce(self, request: Request) -> Response:
+        """A provider's bounce or complaint, the raw message as the body: 401 without the right bearer secret,
+        413 over ``BOUNCE_LIMIT``; otherwise 200 with what was done, one line per subscriber."""
+        from bot.email.bounces import applied, read_bounce
+
+        scheme, _, given = request.headers.get("authorization", "").partition(" ")
+        wanted = self.bounce_secret or ""
+        if scheme.lower() != "bearer" or not wanted or not hmac.compare_digest(given.strip().encode(), wanted.encode()):
+            return PlainTextResponse("Bearer secret missing or wrong.\n", status_code=401)
+        declared = request.headers.get("content-length", "0")
+        if not declared.isdigit() or int(declared) > BOUNCE_LIMIT:
+            return PlainTextResponse("Send the message with its Content-Length, at most 1 MB.\n", status_code=413)
+        found = read_bounce(await request.body(), self.config.bounce_local)
+        if found is None:
+            return PlainTextResponse("not a bounce or a complaint: nothing done\n")
+        said = await asyncio.to_thread(applied, found, self.subscribers, self.config.soft_bounce_limit)
+        return PlainTextResponse("\n".join(said) + "\n")
