@@ -16,9 +16,14 @@ import pytest
 
 from bot.demo.generator import generate_history
 from bot.demo.server import FakeOpenRouter
+from bot.email.tokens import Tokens
+from storage.engine import open_database
+from storage.subscribers import Subscribers
 from tests.conftest import TODAY
 from tests.processes import free_port, health, start, stop, wait_for, write_config
 from tests.website import publish
+
+SERVED: dict[str, str] = {}
 
 CHROMIUM = "/usr/bin/chromium"
 ARTIFACTS = Path(__file__).parent / "artifacts"
@@ -40,12 +45,18 @@ def chromium_or_skip() -> None:
         pytest.skip(f"no {CHROMIUM}: apt-get install chromium (bash .ci/run does)")
 
 
+NEWSLETTER_SECRET = "n" * 40
+SUBSCRIBER = "reader@example.org"
+
+
 @pytest.fixture(scope="module")
 def service(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     chromium_or_skip()
     folder = tmp_path_factory.mktemp("browser")
     history = generate_history(end=TODAY - timedelta(days=1), days=60)
-    publish(folder / "site.db", history)
+    published = publish(folder / "site.db", history)
+    Subscribers(published.repo.engine).add(SUBSCRIBER, "weekly", confirmed=True)
+    published.repo.engine.dispose()
     with FakeOpenRouter(
         history.days, history.catalogue, today=TODAY, api_key=None, first_snapshot=TODAY - timedelta(days=45)
     ) as openrouter:
@@ -57,9 +68,11 @@ def service(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
             port=port,
             outputs=[],
         )
-        process = start(config, "run", cwd=folder)
+        newsletter = {"RANKBOT_EMAIL_ENABLED": "true", "RANKBOT_NEWSLETTER_SECRET": NEWSLETTER_SECRET}
+        process = start(config, "run", cwd=folder, env=newsletter)
         try:
             wait_for(lambda: health(port).get("latest_day"), what="rankbot run")
+            SERVED["database"] = f"sqlite:///{folder / 'site.db'}"
             yield f"http://127.0.0.1:{port}"
         finally:
             code, log = stop(process)
@@ -153,3 +166,41 @@ async def test_a_reader_follows_the_site_in_chromium(service: str) -> None:
             assert phone.problems == []
         finally:
             await browser.close()
+
+
+async def test_a_subscriber_changes_preferences_and_unsubscribes_in_chromium(service: str, tmp_path: Path) -> None:
+    from playwright.async_api import async_playwright
+
+    from digests.subscribers import SubscriberState
+
+    engine = open_database(SERVED["database"])
+    subscribers = Subscribers(engine)
+    found = subscribers.find(SUBSCRIBER)
+    assert found is not None
+    preferences = f"{service}/email/preferences/{Tokens(NEWSLETTER_SECRET).make('preferences', found.key)}"
+    async with async_playwright() as playwright:
+        browser = await playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        try:
+            reader = Reader(await browser.new_page(viewport={"width": 360, "height": 740}))
+            await reader.open(preferences)
+            assert await reader.heading() == "Email preferences"
+            await reader.page.check("input[value=daily]")
+            await reader.page.click("text=Save")
+            await reader.page.wait_for_load_state("networkidle")
+            assert "Saved." in await reader.page.inner_text("main")
+            assert subscribers.find(SUBSCRIBER).cadence == "daily"  # type: ignore[union-attr]
+            assert await reader.page.evaluate("document.documentElement.scrollWidth") <= 360
+            await reader.shot("email-preferences-phone")
+            await reader.page.click("text=Unsubscribe from everything")
+            await reader.page.wait_for_load_state("networkidle")
+            assert await reader.heading() == "Unsubscribe?"
+            assert subscribers.find(SUBSCRIBER).state is SubscriberState.CONFIRMED  # type: ignore[union-attr]
+            await reader.page.click("button:has-text('Unsubscribe')")
+            await reader.page.wait_for_load_state("networkidle")
+            assert await reader.heading() == "Unsubscribed"
+            assert subscribers.find(SUBSCRIBER).state is SubscriberState.UNSUBSCRIBED  # type: ignore[union-attr]
+            await reader.shot("email-unsubscribed-phone")
+            assert reader.problems == []
+        finally:
+            await browser.close()
+            engine.dispose()
