@@ -419,17 +419,9 @@ def _app(service: Service) -> Any:
     from bot.web.app import WebParts, web_app
 
     parts = service.parts
-    email = None
-    if parts.settings.email.enabled:
-        from bot.email.tokens import Tokens
-        from bot.email.web import EmailPages
-        from storage.subscribers import Subscribers
+    from bot.email.web import email_pages
 
-        secret = parts.settings.email.secret(parts.environ)
-        assert secret is not None  # checked at start (Settings.start_problems)
-        hook = parts.settings.email.bounce_webhook_secret_env
-        bounce_secret = parts.environ.get(hook) if hook else None
-        email = EmailPages(Subscribers(parts.store.engine), Tokens(secret), parts.settings.email, bounce_secret)
+    email = email_pages(parts.settings, parts.environ, parts.store.engine)
     web = WebParts(service.health, parts.metrics, parts.settings.web, service.site_data, service.chat.routes(), email)
     return web_app(web)
 

@@ -22,7 +22,7 @@ from typing import Any
 
 import httpx
 import pytest
-from sqlalchemy import Engine, event
+from sqlalchemy import Engine
 
 from bot.config import Settings, WebConfig
 from bot.config_chat import DiscordConfig
@@ -39,7 +39,8 @@ from bot.demo.discord_payloads import (
 from bot.demo.fake_discord import FakeDiscord
 from bot.demo.generator import SyntheticHistory, generate_history
 from bot.demo.server import FakeOpenRouter
-from bot.discord.app import SHARE_ID, DiscordChat
+from bot.discord.app import DiscordChat
+from bot.discord.commands import SHARE_ID
 from bot.discord.parts import discord_chat, rest_client
 from bot.discord.parts import publisher_factories as discord_factories
 from bot.outbox import OutboxWorker
@@ -61,7 +62,7 @@ from tests.conftest import fresh_postgres_url
 from tests.processes import free_port, health, start, stop, wait_for, write_config
 from tests.test_cli import rankbot
 from tests.test_discord import HOSTILE_NAMES
-from tests.website import publish
+from tests.website import publish, slow_once
 
 CHANNEL = "1200000000000000050"
 ADMIN = "1100000000000000020"
@@ -336,17 +337,6 @@ async def test_a_slow_answer_is_deferred_first_then_follows(bot: Bot) -> None:
     assert followup["method"] == "POST" and followup["flags"] & 64
     assert "Top 3 on OpenRouter" in flat([followup]) and followup["allowed_mentions"] == NO_MENTIONS
     assert time.monotonic() - started_at >= 3.0
-
-
-def slow_once(engine: Engine, seconds: float) -> None:
-    """The next query waits ``seconds`` (a database under load), then the database is quick again."""
-    pending = [seconds]
-
-    def before(*_: Any) -> None:
-        if pending:
-            time.sleep(pending.pop())
-
-    event.listen(engine, "before_cursor_execute", before)
 
 
 def ephemeral_message(answer: dict[str, Any]) -> dict[str, Any]:

@@ -20,7 +20,7 @@ from urllib.parse import urlencode
 
 import httpx
 import pytest
-from sqlalchemy import Engine, event, select
+from sqlalchemy import Engine, select
 
 from bot.config import Settings, WebConfig
 from bot.config_chat import SlackConfig
@@ -38,7 +38,7 @@ from storage.delivery import DeliveryStore
 from storage.engine import open_database
 from storage.outbox_rows import UNINSTALLED, UNSUBSCRIBED
 from storage.repository import Repository
-from tests.website import publish, serving_app
+from tests.website import publish, serving_app, slow_once
 
 SECRET = "8f742231b10e8888abcd99yyyzzz85a5"
 TEAM, CHANNEL = "T0TEAM", "C0CHAN"
@@ -405,15 +405,6 @@ def test_model_names_are_escaped_in_replies(original: Path, tmp_path: Path, fake
 
 
 # -- slow answers, response_url, retries, sharing ---------------------------------------------------------------
-def slow_once(engine: Engine, seconds: float) -> None:
-    """The next query waits ``seconds`` (a database under load), then the database is quick again."""
-    pending = [seconds]
-
-    def before(*_: Any) -> None:
-        if pending:
-            time.sleep(pending.pop())
-
-    event.listen(engine, "before_cursor_execute", before)
 
 
 def wait_for(condition: Any, seconds: float = 15.0) -> None:

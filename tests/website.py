@@ -118,3 +118,16 @@ def hostile_catalogue(catalogue: Sequence[ModelInfo], names: Mapping[int, str]) 
     for index, name in names.items():
         renamed[index] = replace(renamed[index], name=name, author=name[:60])
     return renamed
+
+
+def slow_once(engine: Any, seconds: float) -> None:
+    """The next query waits ``seconds`` (a database under load), then the database is quick again."""
+    from sqlalchemy import event
+
+    pending = [seconds]
+
+    def before(*_: Any) -> None:
+        if pending:
+            time.sleep(pending.pop())
+
+    event.listen(engine, "before_cursor_execute", before)

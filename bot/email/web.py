@@ -8,13 +8,15 @@ from __future__ import annotations
 
 import asyncio
 import hmac
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from urllib.parse import parse_qs
 
+from sqlalchemy import Engine
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, PlainTextResponse, Response
 from starlette.routing import Route
 
+from bot.config import Settings
 from bot.config_email import EmailConfig
 from bot.email.tokens import Tokens
 from digests.render.html import Site, render_email_page, render_email_preferences
@@ -23,6 +25,18 @@ from storage.subscribers import Subscribers
 
 NOT_A_LINK = "This link does not work."
 NO_STORE = {"Cache-Control": "no-store", "Referrer-Policy": "no-referrer"}
+
+
+def email_pages(settings: Settings, environ: Mapping[str, str], engine: Engine) -> EmailPages | None:
+    """The newsletter's pages when ``[email] enabled`` (its secrets were checked at start)."""
+    email = settings.email
+    if not email.enabled:
+        return None
+    secret = email.secret(environ)
+    assert secret is not None  # checked at start (Settings.start_problems)
+    hook = email.bounce_webhook_secret_env
+    bounce_secret = environ.get(hook) if hook else None
+    return EmailPages(Subscribers(engine), Tokens(secret), email, bounce_secret)
 
 
 BOUNCE_LIMIT = 1024 * 1024
