@@ -232,6 +232,11 @@ class Settings(Section):
         linked = [output.name for output in self.outputs if output.needs_public_url]
         problems = self.missing_secrets(environ) + self.slack_problems(environ) + self.discord_problems(environ)
         problems += self.email.problems(environ)
+        if self.email.enabled and not (self.web.enabled and self.web.public_url):
+            problems.append(
+                "the newsletter's pages live on the web app and its emails link to them: set web.enabled = true "
+                "and web.public_url (or RANKBOT_WEB_PUBLIC_URL) to the site's absolute address"
+            )
         if linked and not self.web.public_url:
             problems.append(
                 f"outputs {', '.join(repr(name) for name in linked)} link to the archive and its charts: set "

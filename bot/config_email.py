@@ -46,6 +46,14 @@ class EmailConfig(Section):
     <that variable's value>``; empty: the endpoint is off."""
     soft_bounce_limit: int = Field(3, ge=1)
     """Soft bounces (mailbox full, greylisted too long…) before an address is suppressed."""
+    attempts: int = Field(8, ge=1, le=30)
+    """Tries of a deferred email before it is given up."""
+    deferred_run_limit: int = Field(20, ge=1)
+    """Deferrals in a row (any recipients) that pause the send, as a refused login does."""
+    pause_seconds: float = Field(60.0, gt=0)
+    claim_lease_seconds: float = Field(120.0, gt=0)
+    subscribe_per_ip_per_hour: int = Field(10, ge=1)
+    confirmations_per_address_per_day: int = Field(1, ge=1)
 
     @model_validator(mode="after")
     def _plain_only_on_loopback(self) -> EmailConfig:
@@ -53,6 +61,11 @@ class EmailConfig(Section):
             raise ValueError(
                 f'security = "none" sends mail and passwords in clear: it is allowed only to 127.0.0.1, not '
                 f'{self.smtp_host!r} (use "starttls" or "tls")'
+            )
+        if self.claim_lease_seconds < self.timeout_seconds * 3:
+            raise ValueError(
+                f"claim_lease_seconds ({self.claim_lease_seconds:g}) must be at least 3 × timeout_seconds "
+                f"({self.timeout_seconds:g}): an email still being sent would be claimed again"
             )
         if "@" not in self.bounce_address:
             raise ValueError(f"bounce_address {self.bounce_address!r} is not an address (bounces@example.com)")

@@ -103,6 +103,8 @@ class Parts:
     metrics: Metrics
     worker: OutboxWorker
     planner: Planner
+    letters: Any = None
+    """The newsletter's ``LetterWorker`` when ``[email] enabled``."""
 
 
 @contextlib.asynccontextmanager
@@ -128,6 +130,14 @@ async def open_parts(settings: Settings, environ: Mapping[str, str], name: str |
             contextlib.AsyncExitStack() as closing,
         ):
             channels = channel_factories(settings, environ, engine, closing)
+            letters = None
+            if settings.email.enabled:
+                from bot.email.fanout import newsletter_parts
+
+                letters, mail = newsletter_parts(settings, environ, store, name or instance_name())
+                channels |= mail
+            else:
+                store.sync_destinations([], origin="email")
             worker = OutboxWorker(
                 store,
                 Publishers(publisher_factories(client, channels), environ),
@@ -142,9 +152,8 @@ async def open_parts(settings: Settings, environ: Mapping[str, str], name: str |
             planner = Planner(
                 repo, store, settings.digest.settings(), timedelta(hours=service.late_grace_hours), charts
             )
-            yield Parts(
-                settings, environ, repo, store, ServiceState(engine), Leadership(engine), metrics, worker, planner
-            )
+            state, leadership = ServiceState(engine), Leadership(engine)
+            yield Parts(settings, environ, repo, store, state, leadership, metrics, worker, planner, letters)
     finally:
         if lock is not None:
             lock.release()
@@ -385,6 +394,9 @@ class Service:
         worker = asyncio.create_task(parts.worker.run(single_instance=not parts.leadership.postgres), name="worker")
         lead = asyncio.create_task(self._lead(), name="leadership")
         tasks = {web, worker, lead, *self.chat.tasks(self.stopping)}
+        if parts.letters is not None:
+            single = not parts.leadership.postgres
+            tasks.add(asyncio.create_task(parts.letters.run(self.stopping, single), name="newsletter"))
         log.info("rankbot running on http://%s:%d (instance %s)", service.host, service.port, parts.worker.name)
         stopper = asyncio.create_task(self.stopping.wait())
         done, _ = await asyncio.wait({*tasks, stopper}, return_when=asyncio.FIRST_COMPLETED)

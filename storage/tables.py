@@ -247,3 +247,39 @@ class SubscriberRecord(SQLModel, table=True):
     confirmed_ip: str | None = Field(default=None, max_length=64)
     state_changed_at: datetime = Field(sa_column=Column(DateTime(timezone=True), nullable=False))
     soft_bounces: int = Field(default=0)
+
+
+DUE_LETTERS = "state IN ('pending', 'deferred')"
+HELD_LETTERS = "state = 'sending'"
+
+
+class LetterRecord(SQLModel, table=True):
+    """One email to one subscriber: a digest (``message_id`` = the digest's id), a confirmation or a welcome. The
+    unique (message, subscriber) key is what makes a second fan-out of the same digest a no-op."""
+
+    __tablename__ = "letter"
+    __table_args__ = (
+        UniqueConstraint("message_id", "subscriber_key", name="uq_letter_message_subscriber"),
+        Index(
+            "ix_letter_due_at",
+            "next_attempt_at",
+            "id",
+            sqlite_where=text(DUE_LETTERS),
+            postgresql_where=text(DUE_LETTERS),
+        ),
+        Index("ix_letter_message_state", "message_id", "state"),
+        Index("ix_letter_held", "claimed_at", sqlite_where=text(HELD_LETTERS), postgresql_where=text(HELD_LETTERS)),
+    )
+
+    id: int | None = Field(default=None, primary_key=True)
+    message_id: str = Field(max_length=120)
+    subscriber_key: str = Field(max_length=64)
+    kind: str = Field(max_length=10, description="digest, confirm or welcome.")
+    state: str = Field(max_length=10)
+    attempts: int = 0
+    next_attempt_at: datetime = Field(sa_column=Column(DateTime(timezone=True), nullable=False))
+    claimed_by: str | None = Field(default=None, max_length=64)
+    claimed_at: datetime | None = Field(default=None, sa_column=Column(DateTime(timezone=True), nullable=True))
+    last_error: str | None = None
+    sent_at: datetime | None = Field(default=None, sa_column=Column(DateTime(timezone=True), nullable=True))
+    created_at: datetime = Field(sa_column=Column(DateTime(timezone=True), nullable=False))

@@ -147,7 +147,7 @@ def test_backfill_rejects_a_bad_date(tmp_path: Path) -> None:
 
 def test_db_upgrade(tmp_path: Path) -> None:
     result = rankbot("db", "upgrade", cwd=tmp_path)
-    assert result.returncode == 0 and "revision 0009" in result.stdout
+    assert result.returncode == 0 and "revision 0010" in result.stdout
     assert (tmp_path / "data" / "rankbot.db").exists()
 
 

@@ -23,6 +23,7 @@ from digests.render.email import (
     Sender,
     confirmation_email,
     digest_email,
+    letter_template,
     message_id,
 )
 from digests.render.text import render_text
@@ -93,7 +94,11 @@ class Tags(HTMLParser):
 
 def parsed(message: EmailMessage) -> Any:
     """The message as a receiving client reads it back from its bytes."""
-    return email.message_from_bytes(message.as_bytes(), policy=email.policy.default)
+    return parsed_bytes(message.as_bytes())
+
+
+def parsed_bytes(data: bytes) -> Any:
+    return email.message_from_bytes(data, policy=email.policy.default)
 
 
 @pytest.mark.parametrize("kind", ["day", "week"])
@@ -193,3 +198,59 @@ def test_the_confirmation_is_auto_submitted_with_one_link() -> None:
     body = message.get_content()
     assert body.count(url) == 1 and "weekly digest" in body and "ignore this email" in body
     assert message.get_content_type() == "text/plain"
+
+
+def _lines(content: Any) -> Any:
+    return content.replace("\r\n", "\n") if isinstance(content, str) else content
+
+
+def _tree(message: EmailMessage) -> list[tuple[str, Any]]:
+    """Each part's type and decoded content (line ends as a client shows them), then every header."""
+    parts = [
+        (part.get_content_type(), _lines(part.get_content())) for part in message.walk() if not part.is_multipart()
+    ]
+    headers = [(name, str(value)) for name, value in message.items() if name != "Content-Type"]
+    return [*parts, *headers]
+
+
+@pytest.mark.parametrize("kind", ["week", "day"])
+def test_a_letter_from_the_template_reads_exactly_as_the_subscribers_own_rendering(kind: str) -> None:
+    digest = build_digest(kind, text_history(), CATALOGUE, DigestSettings())
+    document, text = digest_document(digest), render_text(digest)
+    chart = (bump_chart().png, "Bump chart")
+    template = letter_template(document, text, SENDER, ARCHIVE, WHEN, "weekly", chart)
+    others = [
+        RECIPIENT,
+        Recipient(
+            "bob.o+news@example.net",
+            "another-key",
+            "weekly",
+            "https://rankings.example.com/email/unsubscribe/OTHER.TOKEN-x_y",
+            "https://rankings.example.com/email/preferences/OTHER.TOKEN-x_y",
+            "bounces+another-key@rankings.example.com",
+        ),
+    ]
+    for recipient in others:
+        assert template.fits(recipient)
+        data = template.letter(recipient)
+        assert max(len(line) for line in data.split(b"\r\n")) <= 998 and b"mark.invalid" not in data
+        made = parsed_bytes(data)
+        own = digest_email(document, text, SENDER, recipient, ARCHIVE, WHEN, chart)
+        assert _tree(made) == _tree(parsed_bytes(own.as_bytes(policy=email.policy.SMTP.clone(max_line_length=998))))
+        assert made["Message-ID"] == own["Message-ID"] and made["To"] == recipient.address
+
+
+def test_an_address_the_template_cannot_carry_as_it_is_is_rendered_on_its_own() -> None:
+    from dataclasses import replace
+
+    digest = build_digest("week", text_history(), CATALOGUE, DigestSettings())
+    template = letter_template(digest_document(digest), render_text(digest), SENDER, ARCHIVE, WHEN, "weekly")
+    for odd in (
+        replace(RECIPIENT, address='"ada lovelace"@example.org'),
+        replace(RECIPIENT, address="o'brien@example.org"),
+        replace(RECIPIENT, address="x@example.org\r\nBcc: victim@example.org"),
+        replace(RECIPIENT, cadence="daily"),
+    ):
+        assert not template.fits(odd)
+        with pytest.raises(ValueError):
+            template.letter(odd)

@@ -64,7 +64,7 @@ def test_models_are_replaced(repo: Repository) -> None:
 def test_migrations_match_the_tables(repo: Repository) -> None:
     """The Alembic migrations build exactly the schema the SQLModel tables describe; upgrading twice is safe."""
     upgrade_database(repo.engine)
-    assert current_revision(repo.engine) == "0009"
+    assert current_revision(repo.engine) == "0010"
     with repo.engine.connect() as connection:
         diff = compare_metadata(MigrationContext.configure(connection), SQLModel.metadata)
     assert diff == []

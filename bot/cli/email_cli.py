@@ -92,3 +92,56 @@ def send_test(
     except (DeferredError, RecipientRefusedError, SendingStoppedError) as error:
         fail(f"not sent to {address}: {error}")
     out.print(f"sent {letter.message['Subject']!r} to {address} (the server said: {reply[:80]})", highlight=False)
+
+
+@app.command("send")
+def send_letters(config: ConfigOption = None) -> None:
+    """Send what is due now, then exit: digests waiting in the outbox become one email per confirmed subscriber of
+    their cadence, and every email due (digests, confirmations, welcomes) goes to [email]'s SMTP server. Emails a
+    crash left half-sent go again, with the same Message-ID. `rankbot run` does the same continuously."""
+    import os
+
+    from bot.cli.plumbing import run
+    from bot.service import open_parts
+
+    settings = settings_from(config)
+    if not settings.email.enabled:
+        fail("the newsletter is off: set email.enabled = true (or RANKBOT_EMAIL_ENABLED=true) first")
+    problems = settings.start_problems(os.environ)
+    if problems:
+        fail(problems[0])
+
+    async def send() -> str:
+        async with open_parts(settings, os.environ) as parts:
+            single = parts.leadership.postgres is False
+            await parts.worker.reconcile(single_instance=single)
+            await parts.worker.drain()
+            tally = await parts.letters.drain(single)
+            later = parts.letters.letters.progress()
+        said = f"sent {tally.sent}, deferred {tally.deferred} (tried again later), refused {tally.refused}, "
+        said += f"skipped {tally.skipped} (left before their turn); due later: {later['deferred']}"
+        if tally.pauses:
+            said += f"; paused: {tally.reasons[-1]}"
+        return said
+
+    out.print(run(send), highlight=False)
+
+
+@app.command("status")
+def status(config: ConfigOption = None) -> None:
+    """Subscribers by state, and each recent send's emails by state."""
+    from storage.letters import Letters
+
+    settings = settings_from(config)
+    engine = open_database(settings.storage.database_url)
+    try:
+        counts = Subscribers(engine).counts()
+        out.print("subscribers: " + ", ".join(f"{state} {n}" for state, n in counts.items()), highlight=False)
+        sends = Letters(engine).messages()[:10]
+        if not sends:
+            out.print("no emails sent yet", highlight=False)
+        for message_id, states in sends:
+            shown = ", ".join(f"{state} {n}" for state, n in states.items() if n)
+            out.print(f"{message_id}: {shown}", highlight=False)
+    finally:
+        engine.dispose()

@@ -5,6 +5,7 @@ optional AUTH (which aiosmtpd offers only after TLS)."""
 
 from __future__ import annotations
 
+import asyncio
 import datetime as dt
 import ipaddress
 import ssl
@@ -82,6 +83,7 @@ def self_signed(folder: Path) -> Certificate:
 class _Handler:
     replies: dict[str, list[str]] = field(default_factory=dict)
     drop_after: int | None = None
+    delay: float = 0.0
     received: list[Received] = field(default_factory=list)
     logins: list[str] = field(default_factory=list)
     lock: threading.Lock = field(default_factory=threading.Lock)
@@ -96,6 +98,8 @@ class _Handler:
         return "250 OK"
 
     async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:  # noqa: N802
+        if self.delay:
+            await asyncio.sleep(self.delay)  # a slow server: the message is taken only after this
         with self.lock:
             self.received.append(Received(envelope.mail_from, list(envelope.rcpt_tos), bytes(envelope.content)))
         count = getattr(session, "rankbot_count", 0) + 1
@@ -112,8 +116,9 @@ class FakeSmtp:
         starttls: bool = True,
         login: tuple[str, str] | None = None,
         drop_after: int | None = None,
+        delay: float = 0.0,
     ) -> None:
-        self.handler = _Handler(drop_after=drop_after)
+        self.handler = _Handler(drop_after=drop_after, delay=delay)
         self.port = _free_port()
         options: dict[str, Any] = {}
         if certificate is not None and starttls:
