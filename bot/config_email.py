@@ -53,7 +53,7 @@ class EmailConfig(Section):
     pause_seconds: float = Field(60.0, gt=0)
     claim_lease_seconds: float = Field(120.0, gt=0)
     subscribe_per_ip_per_hour: int = Field(10, ge=1)
-    confirmations_per_address_per_day: int = Field(1, ge=1)
+    confirmations_per_address_per_day: int = Field(3, ge=1)
 
     @model_validator(mode="after")
     def _plain_only_on_loopback(self) -> EmailConfig:

@@ -433,7 +433,8 @@ def _app(service: Service) -> Any:
     parts = service.parts
     from bot.email.web import email_pages
 
-    email = email_pages(parts.settings, parts.environ, parts.store.engine)
+    wake = parts.letters.wake.set if parts.letters is not None else None
+    email = email_pages(parts.settings, parts.environ, parts.store.engine, wake)
     web = WebParts(service.health, parts.metrics, parts.settings.web, service.site_data, service.chat.routes(), email)
     return web_app(web)
 

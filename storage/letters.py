@@ -187,6 +187,16 @@ class Letters:
             )
         return claimed
 
+    def recent(self, key: str, kind: LetterKind, since: datetime) -> int:
+        """How many letters of ``kind`` were queued for ``key`` since ``since`` (the subscribe form's limit)."""
+        query = (
+            select(func.count())
+            .select_from(LETTER)
+            .where(LETTER.c.subscriber_key == key, LETTER.c.kind == kind.value, LETTER.c.created_at >= since)
+        )
+        with self.engine.connect() as connection:
+            return int(connection.execute(query).scalar() or 0)
+
     def due(self) -> int:
         """How many letters are due now."""
         query = select(func.count()).where(text(f"letter.{DUE_LETTERS}"), LETTER.c.next_attempt_at <= self.now())

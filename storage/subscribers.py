@@ -25,6 +25,8 @@ class Added:
     subscriber: Subscriber
     new: bool
     """``False``: the address was there already (its row unchanged unless it had left and asks to come back)."""
+    returned: bool = False
+    """The address had left and is back (``pending`` again, or ``confirmed`` when the operator vouches)."""
 
 
 def _subscriber(row: Any) -> Subscriber:
@@ -69,7 +71,7 @@ class Subscribers:
                     values |= {"confirmed_at": now, "confirmed_ip": ip}
                 with self.engine.begin() as connection:
                     connection.execute(update(SUBSCRIBER).where(SUBSCRIBER.c.key == found.key).values(**values))
-                return Added(self.by_key(found.key) or found, False)
+                return Added(self.by_key(found.key) or found, False, returned=True)
             return Added(found, False)
         key = secrets.token_urlsafe(24)
         row: dict[str, Any] = {

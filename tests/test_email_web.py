@@ -193,3 +193,86 @@ def test_without_its_secret_the_bounce_webhook_is_not_there(news: Newsletter) ->
         {"RANKBOT_NEWSLETTER_SECRET": SECRET}
     )
     assert problems and "HOOK" in problems[0]
+
+
+def confirmations(news: Newsletter, address: str) -> int:
+    from storage.letters import LETTER
+
+    found = news.subscribers.find(address)
+    if found is None:
+        return 0
+    with news.subscribers.engine.connect() as connection:
+        rows = connection.execute(LETTER.select().where(LETTER.c.subscriber_key == found.key)).all()
+    return sum(1 for row in rows if row.kind == "confirm")
+
+
+def subscribe(news: Newsletter, address: str, cadence: str = "weekly", **extra: str) -> httpx.Response:
+    return post(news.url + "/email/subscribe", data={"address": address, "cadence": cadence, **extra})
+
+
+def test_the_subscribe_form_has_an_address_a_cadence_and_a_hidden_honeypot(news: Newsletter) -> None:
+    page = httpx.get(news.url + "/email/subscribe", timeout=10)
+    assert page.status_code == 200
+    html = page.text
+    assert 'type="email"' in html and 'name="cadence" value="weekly" checked' in html
+    assert re.search(r'class="trap" aria-hidden="true">.*?name="website" type="text" tabindex="-1"', html, re.S)
+    assert 'href="/email/subscribe" aria-current="page">Subscribe</a>' in html  # the site links to it
+
+
+def test_subscribing_queues_one_confirmation_and_an_existing_address_gets_the_same_answer_and_nothing(
+    news: Newsletter,
+) -> None:
+    first = subscribe(news, "ada@example.org", "daily")
+    assert first.status_code == 200 and "Check your inbox" in first.text
+    pending = news.subscribers.find("ada@example.org")
+    assert pending is not None and pending.state is SubscriberState.PENDING and pending.cadence == "daily"
+    assert pending.confirmed_ip is None and confirmations(news, "ada@example.org") == 1
+    again = subscribe(news, "ada@example.org", "daily")  # pending, its link still works: no second email
+    assert again.status_code == 200 and again.text == first.text
+    assert confirmations(news, "ada@example.org") == 1
+    news.subscribers.confirm(pending.key, "127.0.0.1")
+    known = subscribe(news, "ada@EXAMPLE.org")  # confirmed already: the same words, nothing sent
+    assert known.text.replace("ada@EXAMPLE.org", "ada@example.org") == first.text
+    assert confirmations(news, "ada@example.org") == 1
+    assert news.state("ada@example.org") is SubscriberState.CONFIRMED
+
+
+def test_the_honeypot_gets_the_same_answer_and_nothing_is_stored(news: Newsletter) -> None:
+    trapped = subscribe(news, "victim@example.org", website="https://spam.example")
+    assert trapped.status_code == 200 and "Check your inbox" in trapped.text
+    assert news.subscribers.find("victim@example.org") is None
+
+
+def test_a_bad_address_gets_the_form_back_saying_why(news: Newsletter) -> None:
+    bad = subscribe(news, "not-an-address")
+    assert bad.status_code == 400 and "That address does not work" in bad.text and 'value="not-an-address"' in bad.text
+    hostile = subscribe(news, '"><script>alert(1)</script>@example.org')
+    assert hostile.status_code == 400 and "<script>alert" not in hostile.text
+
+
+def test_the_subscribe_endpoint_is_rate_limited_per_ip(tmp_path: Path) -> None:
+    for news in serve(tmp_path, EmailConfig(enabled=True, subscribe_per_ip_per_hour=3)):
+        codes = [subscribe(news, f"reader{n}@example.org").status_code for n in range(5)]
+        assert codes == [200, 200, 200, 429, 429]
+        assert news.subscribers.find("reader3@example.org") is None
+
+
+def test_a_returning_address_must_confirm_again_and_confirming_queues_one_welcome(news: Newsletter) -> None:
+    from storage.letters import Letters
+
+    subscribe(news, "bob@example.org")
+    link = news.link("confirm", "bob@example.org")
+    assert httpx.get(link, timeout=10).status_code == 200
+    assert httpx.get(link, timeout=10).status_code == 200  # replayed: no second welcome
+    letters = Letters(news.subscribers.engine)
+    assert letters.progress()["pending"] == 2  # the confirmation and one welcome
+    found = news.subscribers.find("bob@example.org")
+    assert found is not None
+    news.subscribers.set_state(found.key, SubscriberState.UNSUBSCRIBED)
+    subscribe(news, "bob@example.org")
+    assert news.state("bob@example.org") is SubscriberState.PENDING  # back, but only once confirmed
+    assert confirmations(news, "bob@example.org") == 2  # a new link for the returning address
+    for _ in range(3):  # leaving and coming back over and over: at most 3 confirmations a day
+        news.subscribers.set_state(found.key, SubscriberState.UNSUBSCRIBED)
+        subscribe(news, "bob@example.org")
+    assert confirmations(news, "bob@example.org") == 3

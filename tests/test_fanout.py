@@ -186,7 +186,9 @@ async def test_a_refused_login_pauses_the_whole_send_with_a_notice_and_it_resume
         assert server.received == [] and tally.pauses == 1 and "refused the login" in tally.reasons[0]
         assert letters.progress(digest.id)["pending"] == 6  # given back, not counted as tries
         [notice] = state.open_notices()
-        assert notice.key == PAUSED_NOTICE and "refused the login" in notice.text and "wrong-password" not in notice.text
+        assert (
+            notice.key == PAUSED_NOTICE and "refused the login" in notice.text and "wrong-password" not in notice.text
+        )
         time.sleep(0.25)
         environ["SMTP_PASSWORD"] = PASSWORD
         fixed = LetterWorker(parts, MailSender(email, environ, certificate.client_context()), email,

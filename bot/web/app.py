@@ -58,7 +58,7 @@ def web_app(parts: WebParts) -> Starlette:
     routes: list[BaseRoute] = [*ops_routes(parts.health, parts.metrics), *parts.chat]
     pages = None
     if parts.web.enabled and parts.data is not None:
-        pages = Pages(parts.data, parts.web)
+        pages = Pages(parts.data, parts.web, newsletter=parts.email is not None)
         routes += [*pages.routes(), *Charts(parts.data).routes()]
         if parts.email is not None:
             routes += parts.email.routes(pages.site)

@@ -54,13 +54,15 @@ CHART_CAPTIONS = {
 
 
 class Pages:
-    def __init__(self, data: SiteData, web: WebConfig) -> None:
+    def __init__(self, data: SiteData, web: WebConfig, newsletter: bool = False) -> None:
         self.data = data
         self.web = web
+        self.newsletter = newsletter
         self.origin = Origin(web.public_url, web.trusted_proxies)
 
     def site(self, request: Request) -> Site:
-        return Site(self.web.title, self.web.description, self.origin.base_url(request), self.origin.root)
+        base = self.origin.base_url(request)
+        return Site(self.web.title, self.web.description, base, self.origin.root, self.newsletter)
 
     async def respond(self, request: Request, render: Callable[[Site], Rendered]) -> Response:
         """The page for this request: 304 when the client has this version, from memory when rendered before, else

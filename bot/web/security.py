@@ -73,6 +73,21 @@ class Origin:
             scheme = "http"
         return f"{scheme}://{host}"
 
+    def client_ip(self, request: Request) -> str:
+        """Who sent the request: the peer, or behind a trusted proxy the nearest address in ``X-Forwarded-For``
+        that is not one of the proxies (what a client writes there itself is never believed)."""
+        peer = request.client.host if request.client else ""
+        if not self._trusted(request):
+            return peer
+        for entry in reversed(request.headers.get("x-forwarded-for", "").split(",")):
+            try:
+                hop = ip_address(entry.strip())
+            except ValueError:
+                return peer
+            if not any(hop in network for network in self.trusted):
+                return str(hop)
+        return peer
+
     @property
     def root(self) -> str:
         """The path the site lives under: the path of ``public_url`` (a proxy in front of rankbot strips it)."""

@@ -67,6 +67,8 @@ class Site:
     """Absolute, without a trailing slash (``https://rankings.example.com``): the feed's links."""
     root: str = ""
     """The path prefix of every link (``/rankbot`` behind a proxy that serves the site there; usually empty)."""
+    newsletter: bool = False
+    """Whether the site offers the email newsletter (a "Subscribe" link on every page)."""
 
     def url(self, path: str, **query: Any) -> str:
         """A site link: ``root + path`` (and a query string of the non-empty values)."""
@@ -225,6 +227,13 @@ def render_email_page(site: Site, title: str, lines: Sequence[str], action: str 
     """A newsletter page (confirmed, unsubscribed, a link that no longer works): what happened, and at most one
     button, which posts to ``action``."""
     return _render("email_page.html", site=site, title=title, lines=lines, action=action, button=button, page="")
+
+
+def render_email_subscribe(site: Site, action: str, address: str = "", cadence: str = "weekly",
+                           problem: str = "") -> str:  # fmt: skip
+    """The subscribe form: an address, weekly or daily, and a field only robots fill in."""
+    return _render("email_subscribe.html", site=site, action=action, address=address, cadence=cadence,
+                   problem=problem, page="subscribe")  # fmt: skip
 
 
 def render_email_preferences(
