@@ -342,7 +342,9 @@ def _env_overrides(environ: Mapping[str, str]) -> tuple[dict[str, dict[str, Any]
         model = sections[section].annotation
         if not (isinstance(model, type) and issubclass(model, BaseModel)):  # pragma: no cover - Settings' shape
             continue
-        field = model.model_fields.get(key)
+        field = model.model_fields.get(key) or next(
+            (f for f in model.model_fields.values() if f.alias == key), None
+        )  # ``RANKBOT_EMAIL_FROM`` is the key ``from`` (the field ``from_address``)
         if field is None:
             raise ConfigError(f"config error: {name} names no setting: {section} has no key {key!r}")
         is_tuple = str(field.annotation).startswith("tuple")

@@ -14,6 +14,7 @@ from typing import Any
 
 import pytest
 
+from bot.demo.fake_smtp import FakeSmtp
 from bot.demo.generator import generate_history
 from bot.demo.server import FakeOpenRouter
 from bot.email.tokens import Tokens
@@ -24,6 +25,7 @@ from tests.processes import free_port, health, start, stop, wait_for, write_conf
 from tests.website import publish
 
 SERVED: dict[str, str] = {}
+MAIL: dict[str, FakeSmtp] = {}
 
 CHROMIUM = "/usr/bin/chromium"
 ARTIFACTS = Path(__file__).parent / "artifacts"
@@ -57,9 +59,12 @@ def service(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     published = publish(folder / "site.db", history)
     Subscribers(published.repo.engine).add(SUBSCRIBER, "weekly", confirmed=True)
     published.repo.engine.dispose()
-    with FakeOpenRouter(
-        history.days, history.catalogue, today=TODAY, api_key=None, first_snapshot=TODAY - timedelta(days=45)
-    ) as openrouter:
+    with (
+        FakeOpenRouter(
+            history.days, history.catalogue, today=TODAY, api_key=None, first_snapshot=TODAY - timedelta(days=45)
+        ) as openrouter,
+        FakeSmtp() as smtp,
+    ):
         port = free_port()
         config = write_config(
             folder / "config.toml",
@@ -68,11 +73,20 @@ def service(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
             port=port,
             outputs=[],
         )
-        newsletter = {"RANKBOT_EMAIL_ENABLED": "true", "RANKBOT_NEWSLETTER_SECRET": NEWSLETTER_SECRET}
+        newsletter = {
+            "RANKBOT_EMAIL_ENABLED": "true",
+            "RANKBOT_NEWSLETTER_SECRET": NEWSLETTER_SECRET,
+            "RANKBOT_WEB_PUBLIC_URL": f"http://127.0.0.1:{port}",
+            "RANKBOT_EMAIL_SMTP_PORT": str(smtp.port),
+            "RANKBOT_EMAIL_SECURITY": "none",
+            "RANKBOT_EMAIL_FROM": "digest@rankings.example.com",
+            "RANKBOT_EMAIL_BOUNCE_ADDRESS": "bounces@rankings.example.com",
+        }
         process = start(config, "run", cwd=folder, env=newsletter)
         try:
             wait_for(lambda: health(port).get("latest_day"), what="rankbot run")
             SERVED["database"] = f"sqlite:///{folder / 'site.db'}"
+            MAIL["smtp"] = smtp
             yield f"http://127.0.0.1:{port}"
         finally:
             code, log = stop(process)
@@ -200,6 +214,101 @@ async def test_a_subscriber_changes_preferences_and_unsubscribes_in_chromium(ser
             assert await reader.heading() == "Unsubscribed"
             assert subscribers.find(SUBSCRIBER).state is SubscriberState.UNSUBSCRIBED  # type: ignore[union-attr]
             await reader.shot("email-unsubscribed-phone")
+            assert reader.problems == []
+        finally:
+            await browser.close()
+            engine.dispose()
+
+
+def mail_to(address: str, subject: str) -> Any:
+    """The newest email to ``address`` whose subject starts with ``subject``, once it arrives."""
+
+    def arrived() -> Any:
+        found = [r.message for r in MAIL["smtp"].received if r.recipients == [address]]
+        found = [m for m in found if str(m["Subject"]).startswith(subject)]
+        return found[-1] if found else None
+
+    return wait_for(arrived, timeout=30, what=f"an email {subject!r} to {address}")
+
+
+def links(html: str) -> list[str]:
+    import re
+
+    return [found.replace("&amp;", "&") for found in re.findall(r'href="([^"]+)"', html)]
+
+
+async def test_a_person_subscribes_confirms_reads_the_digest_and_its_archive_page_and_unsubscribes(
+    service: str,
+) -> None:
+    """The whole newsletter in Chromium against `rankbot run` and aiosmtpd: the Subscribe link, the form, the
+    confirmation link from the email, a weekly digest (queued as the planner does), its "read it on the web" link
+    to the archive, and the unsubscribe link in its footer."""
+    import base64
+
+    from playwright.async_api import async_playwright
+
+    from digests.delivery import Variant
+    from digests.subscribers import SubscriberState
+    from storage.delivery import DeliveryStore
+
+    address = "new.reader@example.org"
+    engine = open_database(SERVED["database"])
+    subscribers = Subscribers(engine)
+    async with async_playwright() as playwright:
+        browser = await playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        try:
+            reader = Reader(await browser.new_page(viewport={"width": 360, "height": 740}))
+            await reader.open(service + "/")
+            await reader.page.click("nav >> text=Subscribe")
+            await reader.page.wait_for_load_state("networkidle")
+            assert await reader.heading() == "Subscribe by email"
+            await reader.page.fill("#address", address)
+            await reader.page.check("input[value=weekly]")
+            await reader.shot("email-subscribe-phone")
+            await reader.page.click("button:has-text('Subscribe')")
+            await reader.page.wait_for_load_state("networkidle")
+            assert await reader.heading() == "Check your inbox"
+            assert subscribers.find(address).state is SubscriberState.PENDING  # type: ignore[union-attr]
+
+            confirmation = mail_to(address, "Confirm your rankbot subscription")
+            [confirm] = [line for line in confirmation.get_content().splitlines() if "/email/confirm/" in line]
+            assert confirm.startswith(service + "/email/confirm/")
+            await reader.open(confirm)
+            assert await reader.heading() == "Subscribed"
+            assert subscribers.find(address).state is SubscriberState.CONFIRMED  # type: ignore[union-attr]
+            mail_to(address, "You are subscribed")
+
+            store = DeliveryStore(engine)
+            week = store.messages(kind="week")[-1]
+            store.queue(week, [("newsletter-weekly", Variant.FULL)])  # what the planner does on the weekly cron
+            digest = mail_to(address, "OpenRouter rankings")
+            assert week.last_day is not None and str(week.last_day) in digest["Subject"]
+            html = digest.get_body(("html",)).get_content()
+            image = next(part for part in digest.walk() if part.get_content_type() == "image/png")
+            cid = str(image["Content-ID"]).strip("<>")
+            assert f"cid:{cid}" in html
+            shown = html.replace(f"cid:{cid}", "data:image/png;base64," + base64.b64encode(image.get_content()).decode())
+            viewer = await browser.new_page(viewport={"width": 600, "height": 900})
+            await viewer.set_content(shown)
+            ARTIFACTS.mkdir(exist_ok=True)
+            await viewer.screenshot(path=str(ARTIFACTS / "email-digest.png"), full_page=True)
+            assert await viewer.eval_on_selector("img", "i => i.naturalWidth") > 0
+            await viewer.close()
+
+            archive = next(link for link in links(html) if "/archive/" in link)
+            await reader.open(archive)
+            assert week.id in reader.page.url or "archive" in reader.page.url
+            assert "Source days" in await reader.page.inner_text("main")
+            assert all(width > 0 for width in await reader.images_loaded())
+            await reader.shot("email-archive-phone")
+
+            unsubscribe = next(link for link in links(html) if "/email/unsubscribe/" in link)
+            await reader.open(unsubscribe)
+            assert await reader.heading() == "Unsubscribe?"
+            await reader.page.click("button:has-text('Unsubscribe')")
+            await reader.page.wait_for_load_state("networkidle")
+            assert await reader.heading() == "Unsubscribed"
+            assert subscribers.find(address).state is SubscriberState.UNSUBSCRIBED  # type: ignore[union-attr]
             assert reader.problems == []
         finally:
             await browser.close()

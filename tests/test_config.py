@@ -40,6 +40,8 @@ def test_environment_overrides_the_file(tmp_path: Path) -> None:
     assert settings.openrouter.base_url == "http://127.0.0.1:1"
     assert settings.openrouter.timeout_seconds == 2.5
     assert settings.output.formats == ("json",)
+    aliased = load_settings(path, {"RANKBOT_EMAIL_FROM": "digest@rankings.example.com"})
+    assert aliased.email.from_address == "digest@rankings.example.com"  # the key is `from`
 
 
 @pytest.mark.parametrize(
