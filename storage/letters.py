@@ -135,9 +135,10 @@ class Letters:
                     chosen,
                 )
                 .on_conflict_do_nothing()
+                .returning(LETTER.c.id)
             )
-            with self.engine.begin() as connection:
-                added += connection.execute(statement).rowcount or 0
+            with self.engine.begin() as connection:  # counted from RETURNING: psycopg's rowcount here is -1
+                added += len(connection.execute(statement).all())
         return added
 
     def queue(self, message_id: str, key: str, kind: LetterKind) -> bool:
@@ -154,6 +155,10 @@ class Letters:
         }
         with self.engine.begin() as connection:
             return bool(connection.execute(self._insert().values(**row).on_conflict_do_nothing()).rowcount)
+
+    def queue_confirmation(self, key: str) -> bool:
+        """A new confirmation email for ``key`` (each request its own letter: its link is made when it is sent)."""
+        return self.queue(f"confirm:{self.now().isoformat(timespec='microseconds')}", key, LetterKind.CONFIRM)
 
     def claim(self, worker: str, limit: int) -> list[Claimed]:
         """Up to ``limit`` due letters, now ``sending`` and held by ``worker``, oldest first."""

@@ -287,7 +287,8 @@ async def test_a_person_subscribes_confirms_reads_the_digest_and_its_archive_pag
             image = next(part for part in digest.walk() if part.get_content_type() == "image/png")
             cid = str(image["Content-ID"]).strip("<>")
             assert f"cid:{cid}" in html
-            shown = html.replace(f"cid:{cid}", "data:image/png;base64," + base64.b64encode(image.get_content()).decode())
+            inline = "data:image/png;base64," + base64.b64encode(image.get_content()).decode()
+            shown = html.replace(f"cid:{cid}", inline)
             viewer = await browser.new_page(viewport={"width": 600, "height": 900})
             await viewer.set_content(shown)
             ARTIFACTS.mkdir(exist_ok=True)

@@ -252,5 +252,5 @@ def test_an_address_the_template_cannot_carry_as_it_is_is_rendered_on_its_own() 
         replace(RECIPIENT, cadence="daily"),
     ):
         assert not template.fits(odd)
-        with pytest.raises(ValueError):
+        with pytest.raises(ValueError, match="its own rendering"):
             template.letter(odd)

@@ -83,10 +83,10 @@ def test_rankbot_subscribers_add_import_list_export_remove(tmp_path: Path) -> No
         done = rankbot("subscribers", *args, cwd=tmp_path, env=env)
         return done.returncode, done.stdout, done.stderr
 
-    assert run("add", "ada@example.org")[:2] == (0, "ada@example.org: pending, weekly\n")
+    assert run("add", "ada@example.org")[:2] == (0, "ada@example.org: pending, weekly; confirmation email queued\n")
     code, _, err = run("add", "not-an-address")
     assert code == 1 and "must have an @-sign" in err
-    assert "already here" not in run("add", "ada@EXAMPLE.org")[1]  # still pending: said the same way
+    assert "already here (pending): unchanged" in run("add", "ada@EXAMPLE.org")[1]  # no second confirmation
     listing = tmp_path / "list.csv"
     listing.write_text(
         "email,cadence\nbob@example.com,daily\nnot-an-address,\ncarol@example.net,monthly\ndan@example.net,\n"
@@ -109,5 +109,39 @@ def test_rankbot_subscribers_add_import_list_export_remove(tmp_path: Path) -> No
     assert run("remove", "bob@example.com")[0] == 0
     code, _, err = run("remove", "bob@example.com")
     assert code == 1 and "is not a subscriber" in err
+    invited = tmp_path / "invited.csv"
+    invited.write_text("address\nerin@example.org\nada@example.org\n")
+    code, out, _ = run("import", str(invited))
+    assert code == 0 and "1 added (pending), 1 already here, 0 refused; 1 confirmation emails queued" in out
+    from storage.engine import open_database
+    from storage.letters import Letters
+
+    engine = open_database(env["RANKBOT_STORAGE_DATABASE_URL"])
+    assert Letters(engine).progress()["pending"] == 2  # ada's and erin's confirmations, nobody else's
+    engine.dispose()
     code, _, err = run("import", str(tmp_path / "missing.csv"))
     assert code == 1 and "cannot read" in err
+
+
+def test_letters_fan_out_once_are_claimed_once_and_a_dead_workers_claims_come_back(subscribers: Subscribers) -> None:
+    from datetime import timedelta
+
+    from storage.letters import LetterKind, Letters
+
+    letters = Letters(subscribers.engine)
+    people = [subscribers.add(f"reader{n}@example.org", "weekly", confirmed=True).subscriber for n in range(7)]
+    subscribers.add("daily@example.org", "daily", confirmed=True)
+    subscribers.add("pending@example.org", "weekly")
+    assert letters.fan_out("week:x", "weekly") == 7 and letters.fan_out("week:x", "weekly") == 0
+    assert letters.queue("confirm:1", people[0].key, LetterKind.CONFIRM)
+    first, second = letters.claim("w1", 5), letters.claim("w2", 5)
+    assert len(first) == 5 and len(second) == 3 and not {c.id for c in first} & {c.id for c in second}
+    assert {c.address for c in first + second if c.kind is LetterKind.DIGEST} == {p.address for p in people}
+    assert letters.sent("w1", first[0].id) and not letters.sent("w2", first[1].id)  # only the holder records
+    letters.deferred("w1", first[1].id, "451 later", letters.now() + timedelta(hours=1))
+    assert letters.release("w1", [first[2].id]) == 1
+    assert letters.release_stale(timedelta(hours=1)) == 0
+    assert letters.release_stale(timedelta(0)) == 5  # w1's last two and all of w2's, as if both had died
+    progress = letters.progress()
+    assert (progress["sent"], progress["deferred"], progress["pending"], progress["sending"]) == (1, 1, 6, 0)
+    assert letters.due() == 6 and letters.recent(people[0].key, LetterKind.CONFIRM, letters.now() - timedelta(1)) == 1

@@ -14,7 +14,8 @@ from rich.table import Table
 from bot.cli.plumbing import ConfigOption, fail, out, settings_from
 from digests.subscribers import CADENCES, SubscriberState
 from storage.engine import open_database
-from storage.subscribers import Subscribers
+from storage.letters import Letters
+from storage.subscribers import Added, Subscribers
 
 app = typer.Typer(help="The email newsletter's subscribers.", no_args_is_help=True, rich_markup_mode=None)
 FIELDS = ("address", "state", "cadence", "created_at", "confirmed_at", "confirmed_ip")
@@ -58,19 +59,30 @@ def add(
     check_mx: MxOption = False,
     config: ConfigOption = None,
 ) -> None:
-    """Add one subscriber: pending until they confirm (or --confirmed)."""
+    """Add one subscriber: pending, with a confirmation email queued (`rankbot run` or `rankbot email send` sends
+    it), until they confirm; --confirmed when they already did elsewhere."""
     valid = _checked(address, check_mx)
     if valid is None:
         raise typer.Exit(1)
     subscribers = open_subscribers(config)
     try:
         added = subscribers.add(valid, _cadence(cadence), confirmed)
+        asked = _ask_to_confirm(subscribers, [added])
     finally:
         subscribers.engine.dispose()
-    if not added.new and added.subscriber.state is not SubscriberState.PENDING:
+    if not added.new and not added.returned:
         out.print(f"{valid} is already here ({added.subscriber.state.value}): unchanged", highlight=False)
         return
-    out.print(f"{valid}: {added.subscriber.state.value}, {added.subscriber.cadence}", highlight=False)
+    said = f"{valid}: {added.subscriber.state.value}, {added.subscriber.cadence}"
+    out.print(said + ("; confirmation email queued" if asked else ""), highlight=False)
+
+
+def _ask_to_confirm(subscribers: Subscribers, added: list[Added]) -> int:
+    """Queue a confirmation email to each new or returning pending subscriber; how many."""
+    letters = Letters(subscribers.engine)
+    pending = [a.subscriber for a in added if a.subscriber.state is SubscriberState.PENDING]
+    wanted = [a.subscriber.key for a in added if (a.new or a.returned) and a.subscriber in pending]
+    return sum(letters.queue_confirmation(key) for key in wanted)
 
 
 @app.command("list")
@@ -131,6 +143,7 @@ def import_csv(
     subscribers = open_subscribers(config)
     added = existing = 0
     problems = []
+    results: list[Added] = []
     try:
         for line, row in enumerate(rows, start=2):
             wanted = (row.get("cadence") or cadence).strip().lower()
@@ -144,13 +157,18 @@ def import_csv(
                 continue
             result = subscribers.add(valid, wanted, confirmed)
             added, existing = added + result.new, existing + (not result.new)
+            results.append(result)
+        asked = _ask_to_confirm(subscribers, results)
     finally:
         subscribers.engine.dispose()
     if problems:
         print(f"refused (reasons above): {', '.join(problems[:20])}{' …' if len(problems) > 20 else ''}",
               file=sys.stderr)  # fmt: skip
     state = "confirmed" if confirmed else "pending"
-    out.print(f"{added} added ({state}), {existing} already here, {len(problems)} refused", highlight=False)
+    said = f"{added} added ({state}), {existing} already here, {len(problems)} refused"
+    if asked:
+        said += f"; {asked} confirmation emails queued (`rankbot run` or `rankbot email send` sends them)"
+    out.print(said, highlight=False)
 
 
 @app.command("export")

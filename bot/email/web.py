@@ -158,7 +158,7 @@ class EmailPages:
         today = self.letters.recent(subscriber.key, confirm, now - timedelta(days=1))
         if (alive and not added.returned) or today >= self.config.confirmations_per_address_per_day:
             return
-        if self.letters.queue(f"confirm:{now.isoformat(timespec='microseconds')}", subscriber.key, confirm):
+        if self.letters.queue_confirmation(subscriber.key):
             self.wake()
 
     async def confirm(self, request: Request) -> Response:

@@ -99,9 +99,21 @@ def _figure(size: tuple[float, float]) -> Iterator[Figure]:
         yield figure
 
 
+PNG_COLOURS = 128
+"""Colours kept in each chart's PNG: a palette image reads the same (flat colours, anti-aliased text) at about a
+third of the bytes, which every email, chat upload and page view carries."""
+
+
 def _png(figure: Figure) -> bytes:
+    from PIL import Image
+
+    drawn = io.BytesIO()
+    figure.savefig(drawn, format="png", dpi=DPI, metadata={"Software": None})
+    drawn.seek(0)
+    with Image.open(drawn) as image:
+        palette = image.convert("RGB").quantize(PNG_COLOURS, method=Image.Quantize.MEDIANCUT, dither=Image.Dither.NONE)
     buffer = io.BytesIO()
-    figure.savefig(buffer, format="png", dpi=DPI, metadata={"Software": None})
+    palette.save(buffer, format="PNG", optimize=True)
     return buffer.getvalue()
 
 
