@@ -216,8 +216,8 @@ def main() -> None:
                 data = one_letter(database, digest_id)
                 raw = asyncio.run(baseline(port, data, count))
                 if count == args.subscribers[0]:
-                    print(f"render from scratch: {render_rate(database, digest_id):.0f} emails/s")  # noqa: T201
-            print(  # noqa: T201
+                    print(f"render from scratch: {render_rate(database, digest_id):.0f} emails/s")
+            print(
                 f"{count:,} subscribers: fan-out {fanned:,.0f} letters/s; sent {sent:,} at {rate:.0f} msg/s vs raw "
                 f"aiosmtplib {raw:.0f} msg/s ({rate / raw:.2f}×), {len(data) / 1024:.0f} KB each, "
                 f"{CONNECTIONS} connections; sender peak RSS {rss:.0f} MB"
