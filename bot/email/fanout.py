@@ -135,6 +135,8 @@ class LetterWorker:
         if released:
             log.info("%d letters were being sent when the last run stopped: sending them again (same Message-ID)",
                      released)  # fmt: skip
+        notices = await asyncio.to_thread(self.state.open_notices)
+        self._noticed = any(notice.key == PAUSED_NOTICE for notice in notices)  # raised before a restart
         concurrency = self.config.concurrency
         senders = [asyncio.create_task(self._send_queued(), name=f"letters {n}") for n in range(concurrency)]
         stale_check = time.monotonic()
