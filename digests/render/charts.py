@@ -113,7 +113,7 @@ def _png(figure: Figure) -> bytes:
     with Image.open(drawn) as image:
         palette = image.convert("RGB").quantize(PNG_COLOURS, method=Image.Quantize.MEDIANCUT, dither=Image.Dither.NONE)
     buffer = io.BytesIO()
-    palette.save(buffer, format="PNG", optimize=True)
+    palette.save(buffer, format="PNG")  # optimize=True: 7 % smaller, twice the time
     return buffer.getvalue()
 
 
