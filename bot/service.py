@@ -18,7 +18,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine, Itera
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import httpx
 import uvicorn
@@ -47,6 +47,9 @@ from storage.delivery import DeliveryStore
 from storage.engine import DatabaseError, checked_engine, database_problem, upgrade_database
 from storage.repository import Repository
 from storage.service_state import ServiceState
+
+if TYPE_CHECKING:
+    from bot.email.fanout import LetterWorker
 
 log = logging.getLogger(__name__)
 
@@ -103,8 +106,8 @@ class Parts:
     metrics: Metrics
     worker: OutboxWorker
     planner: Planner
-    letters: Any = None
-    """The newsletter's ``LetterWorker`` when ``[email] enabled``."""
+    letters: LetterWorker | None = None
+    """The newsletter's letter worker when ``[email] enabled``."""
 
 
 @contextlib.asynccontextmanager

@@ -20,6 +20,7 @@ from bot.email.tokens import Tokens
 from bot.email.web import EmailPages
 from bot.metrics import Metrics
 from bot.web.app import WebParts, web_app
+from bot.web.security import Origin
 from bot.web.site import SiteData
 from digests.model import DigestSettings
 from digests.subscribers import SubscriberState
@@ -50,11 +51,13 @@ class Newsletter:
         return found.state
 
 
-def serve(tmp_path: Path, config: EmailConfig, bounce_secret: str | None = None) -> Iterator[Newsletter]:
+def serve(
+    tmp_path: Path, config: EmailConfig, bounce_secret: str | None = None, trusted: tuple[str, ...] = ()
+) -> Iterator[Newsletter]:
     engine = open_database(f"sqlite:///{tmp_path / 'news.db'}")
     subscribers, tokens = Subscribers(engine), Tokens(SECRET)
     data = SiteData(Repository(engine), Archive(engine), DigestSettings())
-    email = EmailPages(subscribers, tokens, config, bounce_secret)
+    email = EmailPages(subscribers, tokens, config, bounce_secret, origin=Origin("", trusted))
     app = web_app(WebParts(lambda: {}, Metrics(), WebConfig(), data, (), email))
     with serving_app(app) as url:
         yield Newsletter(url, subscribers, tokens)
@@ -206,8 +209,11 @@ def confirmations(news: Newsletter, address: str) -> int:
     return sum(1 for row in rows if row.kind == "confirm")
 
 
-def subscribe(news: Newsletter, address: str, cadence: str = "weekly", **extra: str) -> httpx.Response:
-    return post(news.url + "/email/subscribe", data={"address": address, "cadence": cadence, **extra})
+def subscribe(
+    news: Newsletter, address: str, cadence: str = "weekly", headers: dict[str, str] | None = None, **extra: str
+) -> httpx.Response:
+    form = {"address": address, "cadence": cadence, **extra}
+    return post(news.url + "/email/subscribe", data=form, headers=headers or {})
 
 
 def test_the_subscribe_form_has_an_address_a_cadence_and_a_hidden_honeypot(news: Newsletter) -> None:
@@ -252,9 +258,31 @@ def test_a_bad_address_gets_the_form_back_saying_why(news: Newsletter) -> None:
 
 def test_the_subscribe_endpoint_is_rate_limited_per_ip(tmp_path: Path) -> None:
     for news in serve(tmp_path, EmailConfig(enabled=True, subscribe_per_ip_per_hour=3)):
-        codes = [subscribe(news, f"reader{n}@example.org").status_code for n in range(5)]
-        assert codes == [200, 200, 200, 429, 429]
-        assert news.subscribers.find("reader3@example.org") is None
+        codes = [subscribe(news, f"reader{n}@example.org").status_code for n in range(3)]
+        spoofed = [  # a client's own X-Forwarded-For is not believed: still this client
+            subscribe(news, f"x{n}@example.org", headers={"X-Forwarded-For": f"203.0.113.{n}"}).status_code
+            for n in range(2)
+        ]
+        assert codes + spoofed == [200, 200, 200, 429, 429]
+        assert news.subscribers.find("x0@example.org") is None
+
+
+def test_behind_a_trusted_proxy_the_limit_is_per_forwarded_client(tmp_path: Path) -> None:
+    config = EmailConfig(enabled=True, subscribe_per_ip_per_hour=1)
+    for news in serve(tmp_path, config, trusted=("127.0.0.1",)):
+
+        def via(client: str, address: str, news: Newsletter = news) -> int:
+            headers = {"X-Forwarded-For": f"198.51.100.9, {client}"}  # the proxy appends the peer it saw
+            return subscribe(news, address, headers=headers).status_code
+
+        assert [via("203.0.113.1", "a@example.org"), via("203.0.113.2", "b@example.org")] == [200, 200]
+        assert via("203.0.113.1", "c@example.org") == 429
+        ada = news.subscribers.find("a@example.org")
+        assert ada is not None
+        assert httpx.get(news.link("confirm", "a@example.org"), headers={"X-Forwarded-For": "203.0.113.1"},
+                         timeout=10).status_code == 200  # fmt: skip
+        confirmed = news.subscribers.find("a@example.org")
+        assert confirmed is not None and confirmed.confirmed_ip == "203.0.113.1"
 
 
 def test_a_returning_address_must_confirm_again_and_confirming_queues_one_welcome(news: Newsletter) -> None:

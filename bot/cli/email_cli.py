@@ -116,6 +116,7 @@ def send_letters(config: ConfigOption = None) -> None:
             single = parts.leadership.postgres is False
             await parts.worker.reconcile(single_instance=single)
             await parts.worker.drain()
+            assert parts.letters is not None  # [email] enabled
             tally = await parts.letters.drain(single)
             later = parts.letters.letters.progress()
         said = f"sent {tally.sent}, deferred {tally.deferred} (tried again later), refused {tally.refused}, "

@@ -138,28 +138,29 @@ class EmailPages:
         except AddressError as error:
             html = render_email_subscribe(site, action, given[:254], cadence, f"That address does not work: {error}")
             return HTMLResponse(html, status_code=400, headers=NO_STORE)
-        if not (form.get("website") or [""])[0]:  # robots fill in the field people cannot see
-            await asyncio.to_thread(self._asked, address, cadence, self.origin.client_ip(request))
+        robot = bool((form.get("website") or [""])[0])  # robots fill in the field people cannot see
+        if not robot and await asyncio.to_thread(self._asked, address, cadence, self.origin.client_ip(request)):
+            self.wake()
         return self._page(request, 200, "Check your inbox",
                           f"If {address} can subscribe, an email with a confirmation link is on its way to it.",
                           "Nothing is sent until the link is followed; it works for "
                           f"{self.config.confirm_hours:g} hours.")  # fmt: skip
 
-    def _asked(self, address: str, cadence: str, ip: str) -> None:
+    def _asked(self, address: str, cadence: str, ip: str) -> bool:
         """Store the request; email a confirmation only to an address that is new, returning after it left, or
-        whose last confirmation link has expired — and to none more than ``confirmations_per_address_per_day``."""
+        whose last confirmation link has expired — and to none more than ``confirmations_per_address_per_day``.
+        Whether one was queued."""
         added = self.subscribers.add(address, cadence, ip=ip)
         subscriber = added.subscriber
         if subscriber.state is not SubscriberState.PENDING:
-            return  # subscribed already: nothing new is sent (and the page says the same)
+            return False  # subscribed already: nothing new is sent (and the page says the same)
         now = self.letters.now()
         confirm = LetterKind.CONFIRM
         alive = self.letters.recent(subscriber.key, confirm, now - timedelta(hours=self.config.confirm_hours))
         today = self.letters.recent(subscriber.key, confirm, now - timedelta(days=1))
         if (alive and not added.returned) or today >= self.config.confirmations_per_address_per_day:
-            return
-        if self.letters.queue_confirmation(subscriber.key):
-            self.wake()
+            return False
+        return self.letters.queue_confirmation(subscriber.key)
 
     async def confirm(self, request: Request) -> Response:
         token = request.path_params["token"]
@@ -170,8 +171,7 @@ class EmailPages:
                                   f"Confirmation links work for {self.config.confirm_hours:g} hours. Subscribe again "
                                   "from the site and confirm with the new link.")  # fmt: skip
             return self._page(request, 404, "Not found", NOT_A_LINK)
-        ip = request.client.host if request.client else None
-        subscriber = await asyncio.to_thread(self.subscribers.confirm, key, ip)
+        subscriber = await asyncio.to_thread(self.subscribers.confirm, key, self.origin.client_ip(request) or None)
         if subscriber is None:
             return self._page(request, 404, "Not found", NOT_A_LINK)
         if subscriber.state is not SubscriberState.CONFIRMED:
