@@ -15,7 +15,7 @@ from datetime import date, timedelta
 from pathlib import Path
 
 from bot import pipeline
-from bot.config import load_settings
+from bot.config_loading import load_settings
 from bot.demo.generator import generate_history
 from bot.demo.server import FakeOpenRouter
 

@@ -28,7 +28,7 @@ import httpx
 from sqlalchemy import text
 
 from bot import pipeline
-from bot.config import load_settings
+from bot.config_loading import load_settings
 from bot.demo.generator import generate_history
 from bot.demo.receiver import FakeWebhook
 from bot.demo.server import FakeOpenRouter

@@ -11,16 +11,13 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import os
 import socket
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine, Iterator, Mapping
+from collections.abc import Awaitable, Callable, Coroutine, Iterator, Mapping
 from contextlib import contextmanager
-from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-import httpx
 import uvicorn
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 from apscheduler.schedulers.base import STATE_RUNNING
@@ -30,26 +27,15 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from bot import pipeline
 from bot.bootstrap import request_budget
-from bot.chat.connections import ChatApps, channel_factories
+from bot.chat.connections import ChatApps
 from bot.config import Settings
-from bot.config_outputs import Output
 from bot.health import LAST_POLL, health_report
 from bot.launcher import EARLY_SIGNALS, early_signal
-from bot.leadership import Leadership, SqliteInstanceLock
-from bot.metrics import Metrics
-from bot.outbox import OutboxWorker, WorkReport
-from bot.planner import Planner, check_operations
-from bot.publishers.registry import Publishers, publisher_factories
+from bot.parts import Parts, open_parts
+from bot.planner import check_operations
 from bot.sources.errors import SourceError
-from digests.delivery import Destination, RetrySchedule
 from storage.archive import Archive
-from storage.delivery import DeliveryStore
-from storage.engine import DatabaseError, checked_engine, database_problem, upgrade_database
-from storage.repository import Repository
-from storage.service_state import ServiceState
-
-if TYPE_CHECKING:
-    from bot.email.fanout import LetterWorker
+from storage.engine import database_problem
 
 log = logging.getLogger(__name__)
 
@@ -81,96 +67,8 @@ def listening_socket(host: str, port: int) -> socket.socket:
     return sock
 
 
-def destination_of(output: Output, settings: Settings) -> Destination:
-    return Destination(output.name, output.kind, output.target(), output.subscription(settings.service))
-
-
-def instance_name() -> str:
-    return f"{socket.gethostname()}:{os.getpid()}"
-
-
 def utc_now() -> datetime:
     return datetime.now(UTC)
-
-
-@dataclass
-class Parts:
-    """What the service is made of, built from settings by ``open_parts``."""
-
-    settings: Settings
-    environ: Mapping[str, str]
-    repo: Repository
-    store: DeliveryStore
-    state: ServiceState
-    leadership: Leadership
-    metrics: Metrics
-    worker: OutboxWorker
-    planner: Planner
-    letters: LetterWorker | None = None
-    """The newsletter's letter worker when ``[email] enabled``."""
-
-
-@contextlib.asynccontextmanager
-async def open_parts(settings: Settings, environ: Mapping[str, str], name: str | None = None) -> AsyncIterator[Parts]:
-    """Lock (SQLite), migrate, sync the configured destinations, and build the worker and planner."""
-    url = settings.storage.database_url
-    engine = checked_engine(url)
-    lock = SqliteInstanceLock(engine) if engine.dialect.name == "sqlite" else None
-    try:
-        if lock is not None:
-            lock.acquire()
-        try:
-            upgrade_database(engine)
-        except SQLAlchemyError as error:
-            raise DatabaseError(database_problem(error, url)) from None
-        repo = Repository(engine)
-        store = DeliveryStore(engine)
-        store.sync_destinations(destination_of(output, settings) for output in settings.destinations())
-        metrics = Metrics()
-        service = settings.service
-        async with (
-            httpx.AsyncClient(follow_redirects=False, trust_env=False) as client,
-            contextlib.AsyncExitStack() as closing,
-        ):
-            channels = channel_factories(settings, environ, engine, closing)
-            letters = None
-            if settings.email.enabled:
-                from bot.email.fanout import newsletter_parts
-
-                letters, mail = newsletter_parts(settings, environ, store, name or instance_name())
-                channels |= mail
-            else:
-                store.sync_destinations([], origin="email")
-            worker = OutboxWorker(
-                store,
-                Publishers(publisher_factories(client, channels), environ),
-                RetrySchedule(service.delivery_attempts, service.delivery_base_seconds, service.delivery_cap_seconds),
-                name=name or instance_name(),
-                concurrency=service.worker_concurrency,
-                batch=service.worker_batch,
-                lease_seconds=service.claim_lease_seconds,
-                metrics=metrics,
-            )
-            charts = Archive(engine) if settings.web.enabled else None
-            planner = Planner(
-                repo, store, settings.digest.settings(), timedelta(hours=service.late_grace_hours), charts
-            )
-            state, leadership = ServiceState(engine), Leadership(engine)
-            yield Parts(settings, environ, repo, store, state, leadership, metrics, worker, planner, letters)
-    finally:
-        if lock is not None:
-            lock.release()
-        engine.dispose()
-
-
-async def send_due(settings: Settings, environ: Mapping[str, str]) -> WorkReport:
-    """``rankbot outbox send``: settle stranded rows, deliver everything due now, exit."""
-    async with open_parts(settings, environ) as parts:
-        single = parts.leadership.postgres is False
-        reconciled = await parts.worker.reconcile(single_instance=single)
-        report = await parts.worker.drain()
-        report.reconciled = reconciled
-        return report
 
 
 def poll_retry_delay(failures: int, poll_minutes: float) -> timedelta:

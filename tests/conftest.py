@@ -14,7 +14,8 @@ from typing import Any
 import pytest
 from sqlalchemy import text
 
-from bot.config import Settings, load_settings
+from bot.config import Settings
+from bot.config_loading import load_settings
 from bot.demo.generator import SyntheticHistory, generate_history
 from bot.demo.receiver import FakeWebhook
 from bot.demo.server import FakeOpenRouter

@@ -9,7 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from bot.config import ConfigError, Settings, load_settings
+from bot.config import ConfigError, Settings
+from bot.config_loading import load_settings
 from bot.config_outputs import ConsoleOutput, FileOutput, WebhookOutput
 
 ROOT = Path(__file__).parent.parent

@@ -279,8 +279,9 @@ def test_a_busy_port_is_one_clear_line(tmp_path: Path) -> None:
 
 async def test_the_request_budget_survives_a_restart(tmp_path: Path, openrouter: FakeOpenRouter) -> None:
     """The day's OpenRouter requests are counted across restarts: a restarted service cannot overspend."""
-    from bot.config import load_settings
-    from bot.service import REQUESTS, Service, open_parts
+    from bot.config_loading import load_settings
+    from bot.parts import open_parts
+    from bot.service import REQUESTS, Service
 
     settings = load_settings(
         None,
@@ -309,8 +310,9 @@ async def test_health_reports_stale_claims_failing_destinations_and_a_service_th
 ) -> None:
     """`/healthz` is `degraded`, one line per problem, until the first successful poll; while rows are held by an
     instance that stopped sending heartbeats; and while a destination's last tries all failed."""
-    from bot.config import load_settings
-    from bot.service import Service, open_parts
+    from bot.config_loading import load_settings
+    from bot.parts import open_parts
+    from bot.service import Service
 
     with FakeWebhook(secret=WEBHOOK_SECRET) as webhook:
         settings = load_settings(
@@ -399,9 +401,10 @@ def test_other_commands_still_die_by_sigterm(tmp_path: Path) -> None:
 async def test_a_failed_poll_is_retried_sooner_with_backoff_and_the_first_plan_waits_for_a_poll(
     tmp_path: Path, openrouter: FakeOpenRouter
 ) -> None:
-    from bot.config import load_settings
+    from bot.config_loading import load_settings
     from bot.demo.server import Fault
-    from bot.service import Service, open_parts, poll_retry_delay
+    from bot.parts import open_parts
+    from bot.service import Service, poll_retry_delay
 
     assert [poll_retry_delay(n, 15).total_seconds() / 60 for n in range(1, 7)] == [1, 2, 4, 8, 15, 15]
     settings = load_settings(

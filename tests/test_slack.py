@@ -262,7 +262,7 @@ async def test_posts_to_one_channel_are_paced_at_one_a_second(tmp_path: Path) ->
 
 
 def test_the_slack_config_refuses_an_endpoint_without_a_signing_secret() -> None:
-    from bot.config import load_settings
+    from bot.config_loading import load_settings
 
     settings = load_settings(None, {"SLACK_BOT_TOKEN": "xoxb-1"})
     assert settings.slack_problems({"SLACK_BOT_TOKEN": "xoxb-1"}) == [

@@ -102,7 +102,7 @@ def send_letters(config: ConfigOption = None) -> None:
     import os
 
     from bot.cli.plumbing import run
-    from bot.service import open_parts
+    from bot.parts import open_parts
 
     settings = settings_from(config)
     if not settings.email.enabled:

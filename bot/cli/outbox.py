@@ -96,7 +96,7 @@ def outbox_requeue_dead(
 @app.command("send")
 def outbox_send(config: ConfigOption = None) -> None:
     """Deliver every row due now, then exit (settles rows a crash left in `sending` first)."""
-    from bot.service import send_due
+    from bot.parts import send_due
 
     settings = settings_from(config)
     report = run(lambda: send_due(settings, os.environ))

@@ -13,7 +13,8 @@ import typer
 from rich.console import Console
 from rich.markup import escape
 
-from bot.config import ConfigError, Settings, load_settings
+from bot.config import ConfigError, Settings
+from bot.config_loading import load_settings
 from bot.leadership import InstanceLockedError
 from bot.sources.errors import SourceError
 from digests.delivery import Subscription

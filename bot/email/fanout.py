@@ -181,8 +181,7 @@ class LetterWorker:
             ids.append(self._queue.get_nowait().id)
             self._queue.task_done()
         if ids:
-            at = datetime.now(UTC) + timedelta(seconds=max(0.0, self._paused_until - time.monotonic()))
-            self.letters.release(self.name, ids, at)
+            self.letters.release(self.name, ids, self._pause_ends())
 
     async def _send_queued(self) -> None:
         while True:
